@@ -1,0 +1,44 @@
+# MoGENet: `make demo` runs the main job on the embedded default data,
+# `make test` runs the whole test suite. Both create .venv and install what
+# they need when it is missing.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo_out
+
+.PHONY: install test lint format demo bench-beam clean
+
+$(STAMP): setup.py pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# pytest exits 5 when it collected no test: that is a failure here too.
+test: lint
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+demo: $(STAMP)
+	$(BIN)/python -m beam_pipelines.synthetic --out $(DEMO)/data --users 2000 --items 500 --seed 7
+	$(BIN)/python -m beam_pipelines.run --input $(DEMO)/data --format canonical \
+		--output $(DEMO)/samples --nested_tasks --overwrite --runner FnApiRunner
+	@echo "samples, graphs and stats.json are in $(DEMO)/samples"
+
+bench-beam: $(STAMP)
+	$(BIN)/python benchmarks/beam_sampling.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -1,0 +1,9 @@
+"""Beam pipelines that turn interaction logs into MoGENet GraphTensor samples.
+
+TF-GNN needs Keras 2, so the legacy Keras switch is set before TensorFlow can
+be imported by any module of this package.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

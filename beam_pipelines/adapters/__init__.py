@@ -1,0 +1,1 @@
+"""Input adapters: raw formats -> canonical records (DESIGN §3)."""

@@ -1,0 +1,230 @@
+"""What every input adapter shares: its config, its result, and file helpers.
+
+An adapter is a PTransform applied to the pipeline that reads one raw format
+and returns an :class:`AdapterResult`: canonical Interactions, Rejected rows,
+side-feature tables, and per-table counts of the rows read and kept (so that
+`rows read = rows kept + rows rejected` can be checked in `stats.json`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+
+class InputError(ValueError):
+    """The input cannot be read as asked: a one-line message for the user."""
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """Where the raw data is and how to read it.
+
+    Attributes:
+      input: A file, a glob, or a directory.
+      format: "canonical", "tmall" or "aliccp".
+      tasks: Task names; empty means the format's default.
+      user_col: Canonical: the user id column.
+      item_col: Canonical: the item id column.
+      label_cols: Canonical: one label column per task; empty means the task names.
+      time_col: Canonical: the timestamp column; "auto" uses `timestamp` if
+        present, "" means no time.
+      nested: Whether the tasks are nested (task k only after task k-1).
+      numeric_features: Canonical CSV side-table columns to read as floats.
+      user_features: Optional user side table (canonical; found by name in a
+        directory input otherwise).
+      item_features: Optional item side table, likewise.
+    """
+
+    input: str
+    format: str = "canonical"
+    tasks: tuple[str, ...] = ()
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    label_cols: tuple[str, ...] = ()
+    time_col: str = "auto"
+    nested: bool = False
+    numeric_features: tuple[str, ...] = field(default_factory=tuple)
+    user_features: str = ""
+    item_features: str = ""
+
+
+class AdapterResult(NamedTuple):
+    """What an adapter produces.
+
+    Attributes:
+      interactions: Canonical Interactions.
+      rejected: Rejected rows, with reasons.
+      user_features: (user id, {feature: value}) per user.
+      item_features: (item id, {feature: value}) per item.
+      rows_read: (table, rows) counts of raw rows read.
+      rows_kept: (table, rows) counts of raw rows kept.
+      tasks: The task names, in label order.
+      has_time: Whether the Interactions carry timestamps.
+    """
+
+    interactions: beam.PCollection
+    rejected: beam.PCollection
+    user_features: beam.PCollection
+    item_features: beam.PCollection
+    rows_read: beam.PCollection
+    rows_kept: beam.PCollection
+    tasks: tuple[str, ...]
+    has_time: bool
+
+
+def list_files(path: str) -> list[str]:
+    """Returns the files a path names: itself, a glob's matches, or a directory's files.
+
+    Raises:
+      InputError: If nothing matches.
+    """
+    patterns = [path]
+    if not any(ch in path for ch in "*?[") and FileSystems.exists(path):
+        if not FileSystems.match([path])[0].metadata_list or _is_dir(path):
+            patterns = [FileSystems.join(path, "*")]
+    files = sorted(
+        m.path
+        for result in FileSystems.match(patterns)
+        for m in result.metadata_list
+        if not _is_dir(m.path)
+    )
+    if not files:
+        raise InputError(f"no input files at {path!r}")
+    return files
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return "://" not in path and os.path.isdir(path)
+
+
+def basename(path: str) -> str:
+    """Returns the file name of a local or remote path."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def open_text(path: str) -> io.TextIOBase:
+    """Opens a local or remote file as text, gunzipping `.gz` files."""
+    raw = FileSystems.open(path, compression_type="uncompressed")
+    if path.endswith(".gz"):
+        raw = gzip.GzipFile(fileobj=raw)
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+
+
+def first_line(path: str) -> str | None:
+    """Returns a text file's first line without its newline, or None if empty."""
+    with open_text(path) as f:
+        line = f.readline()
+    return line.rstrip("\r\n") if line else None
+
+
+def split_csv(line: str, delimiter: str = ",") -> list[str]:
+    """Splits one CSV line, honouring quotes."""
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def count_per_table(pcoll, table: str, label: str):
+    """Returns the one-element PCollection (table, number of elements)."""
+    return (
+        pcoll
+        | f"Count{label}" >> beam.combiners.Count.Globally()
+        | f"Table{label}" >> beam.Map(lambda n: (table, n))
+    )
+
+
+class MostFrequentFeatures(beam.CombineFn):
+    """Combines {feature: value} dicts into one, deterministically.
+
+    For each feature the output keeps the value seen most often, ties going to
+    the smallest value as a string, so the result does not depend on the order
+    in which the rows arrive. The accumulator holds one count per distinct
+    (feature, value), so hot keys are combined before the shuffle.
+    """
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def add_input(self, accumulator: dict, features: dict) -> dict:
+        for name, value in features.items():
+            counts = accumulator.setdefault(name, {})
+            counts[value] = counts.get(value, 0) + 1
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> dict:
+        accumulators = iter(accumulators)
+        merged = next(accumulators, {})
+        for accumulator in accumulators:
+            for name, counts in accumulator.items():
+                into = merged.setdefault(name, {})
+                for value, n in counts.items():
+                    into[value] = into.get(value, 0) + n
+        return merged
+
+    def extract_output(self, accumulator: dict) -> dict:
+        return {
+            name: min(counts.items(), key=lambda vn: (-vn[1], str(vn[0])))[0]
+            for name, counts in sorted(accumulator.items())
+        }
+
+
+def columns_of(path: str) -> list[str]:
+    """Returns the column names of a canonical CSV, JSONL or Parquet file.
+
+    Raises:
+      InputError: If the file has no header or no record to read them from.
+    """
+    kind = file_kind(path)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path) as f:
+            return list(pq.read_schema(f).names)
+    line = first_line(path)
+    if not line:
+        raise InputError(f"{basename(path)} is empty")
+    if kind == "csv":
+        return split_csv(line)
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{basename(path)}: first line is not JSON ({e})") from e
+    if not isinstance(record, dict):
+        raise InputError(f"{basename(path)}: first line is not a JSON object")
+    return list(record)
+
+
+_KINDS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".jsonl": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".json": "jsonl",
+    ".json.gz": "jsonl",
+    ".parquet": "parquet",
+}
+
+
+def file_kind(path: str) -> str | None:
+    """Returns "csv", "jsonl" or "parquet" from a file's extension, or None."""
+    name = basename(path).lower()
+    for ext in sorted(_KINDS, key=len, reverse=True):
+        if name.endswith(ext):
+            return _KINDS[ext]
+    return None
+
+
+def require_columns(columns: Sequence[str], wanted: Sequence[str], where: str) -> None:
+    """Raises InputError naming the first wanted column that is missing."""
+    for name in wanted:
+        if name not in columns:
+            raise InputError(f"column {name!r} is not in {where} (columns: {', '.join(columns)})")

@@ -1,0 +1,146 @@
+"""The three graphs of the paper (§2), built from the training split only.
+
+* G, the user-item bipartite graph: an edge (u, i) iff the sum of the pair's
+  labels in the training split is at least 1. Pairs that also occur in the
+  validation or test split are left out, so that no graph holds an edge of a
+  held-out pair (with a time split the same pair can fall on both sides).
+* G^U and G^I, the user-user and item-item collaborative similarity graphs,
+  computed from G's edges (see :mod:`beam_pipelines.similarity`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import apache_beam as beam
+
+from beam_pipelines.pair_sampler import AdjacencyEdge
+from beam_pipelines.records import Interaction, pair_key
+from beam_pipelines.sample_layout import II, IU, UI, UU
+from beam_pipelines.similarity import CollaborativeSimilarity
+from beam_pipelines.stats import DegreeStatsFn
+
+
+class GraphConfig(NamedTuple):
+    """How the similarity graphs are built.
+
+    Attributes:
+      top_k: Most similar neighbours kept per node in G^U and G^I.
+      max_pivot_degree: Hot-node cap of the co-occurrence count.
+      measure: "cosine" or "jaccard".
+      seed: Seed of the hot-node cap's sample.
+    """
+
+    top_k: int = 10
+    max_pivot_degree: int = 200
+    measure: str = "cosine"
+    seed: int = 0
+
+
+class Graphs(NamedTuple):
+    """The built graphs as PCollections.
+
+    Attributes:
+      edges: G's edges as (user, item).
+      user_sim: G^U's edges as (user, similar user, similarity).
+      item_sim: G^I's edges as (item, similar item, similarity).
+      held_out_edges_removed: One element, the number of training edges left
+        out because their pair is held out.
+    """
+
+    edges: beam.PCollection
+    user_sim: beam.PCollection
+    item_sim: beam.PCollection
+    held_out_edges_removed: beam.PCollection
+
+
+class BuildGraphs(beam.PTransform):
+    """Builds G, G^U and G^I.
+
+    Input: a dict with "train" (Interactions of the training split) and
+    "held_out" (Interactions of the validation and test splits).
+
+    Args:
+      config: A GraphConfig.
+    """
+
+    def __init__(self, config: GraphConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, splits):
+        config = self.config
+        positives = (
+            splits["train"]
+            | "Positives" >> beam.Filter(lambda r: any(r.labels))
+            | "KeyPositive" >> beam.Map(lambda r: (pair_key(r.user_id, r.item_id), r))
+        )
+        held_out = splits["held_out"] | "KeyHeldOut" >> beam.Map(
+            lambda r: (pair_key(r.user_id, r.item_id), None)
+        )
+        joined = {"train": positives, "held_out": held_out} | "JoinHeldOut" >> beam.CoGroupByKey()
+
+        def to_edge(kv):
+            _, grouped = kv
+            train = list(grouped["train"])
+            if not train:
+                return
+            first: Interaction = train[0]
+            if list(grouped["held_out"]):
+                yield beam.pvalue.TaggedOutput("removed", 1)
+            else:
+                yield first.user_id, first.item_id
+
+        edges_and_removed = joined | "Edges" >> beam.FlatMap(to_edge).with_output_types(
+            tuple[str, str]
+        ).with_outputs("removed", main="edges")
+        edges = edges_and_removed.edges
+        removed = edges_and_removed.removed | "CountRemoved" >> beam.combiners.Count.Globally()
+        user_sim = edges | "UserSim" >> CollaborativeSimilarity(
+            config.top_k, config.max_pivot_degree, config.seed, config.measure
+        )
+        item_sim = (
+            edges
+            | "ItemUser" >> beam.Map(lambda e: (e[1], e[0]))
+            | "ItemSim"
+            >> CollaborativeSimilarity(
+                config.top_k, config.max_pivot_degree, config.seed, config.measure
+            )
+        )
+        return Graphs(edges, user_sim, item_sim, removed)
+
+
+class AdjacencyEdges(beam.PTransform):
+    """Turns the graphs into the directed AdjacencyEdges the sampler ranks."""
+
+    def expand(self, graphs: Graphs):
+        return (
+            graphs.edges | "UI" >> beam.Map(lambda e: AdjacencyEdge(UI, e[0], e[1], 1.0)),
+            graphs.edges | "IU" >> beam.Map(lambda e: AdjacencyEdge(IU, e[1], e[0], 1.0)),
+            graphs.user_sim | "UU" >> beam.Map(lambda e: AdjacencyEdge(UU, *e)),
+            graphs.item_sim | "II" >> beam.Map(lambda e: AdjacencyEdge(II, *e)),
+        ) | "All" >> beam.Flatten()
+
+
+class GraphStats(beam.PTransform):
+    """Degree statistics of the graphs, as (name, value) stats."""
+
+    def expand(self, graphs: Graphs):
+        def degrees(pcoll, name, side):
+            return (
+                pcoll
+                | f"Node_{name}" >> beam.Map(lambda e: (e[side], 1))
+                | f"Degree_{name}" >> beam.CombinePerKey(sum)
+                | f"Values_{name}" >> beam.Values()
+                | f"Summary_{name}" >> beam.CombineGlobally(DegreeStatsFn())
+                | f"Name_{name}" >> beam.Map(lambda s: ("graphs", {name: s}))
+            )
+
+        return (
+            degrees(graphs.edges, "G_user_degree", 0),
+            degrees(graphs.edges, "G_item_degree", 1),
+            degrees(graphs.user_sim, "GU_degree", 0),
+            degrees(graphs.item_sim, "GI_degree", 0),
+            graphs.held_out_edges_removed
+            | "NameRemoved" >> beam.Map(lambda n: ("graphs", {"held_out_edges_removed": n})),
+        ) | "AllGraphStats" >> beam.Flatten()

@@ -1,0 +1,382 @@
+"""The pair sampler: one fixed-layout GraphTensor sample per labelled pair.
+
+Sampling (DESIGN §3): for a pair (u, i) the sample holds L hops over G from u
+and from i, L hops over G^U from u and L hops over G^I from i, with a fan-out
+per hop (see :mod:`beam_pipelines.sample_layout` for the layout).
+
+How neighbours are chosen. Each node's neighbours in each adjacency are put in
+one seeded order, computed once per node by :class:`RankNeighbors`:
+
+  * on G, a uniformly random order (the order of a seeded 64-bit hash of
+    (seed, adjacency, node, neighbour), i.e. bottom-k sampling);
+  * on G^U and G^I, the most similar first (ties broken by the same hash).
+
+Expanding a node at a hop takes the first `fanout` of that order. Only the
+first max(fanouts) + 1 neighbours are kept per node, so the ranking is a
+bounded-memory Beam combiner however hot the node. The pair's own edge is
+never in its own sample: expanding u over G skips i and expanding i skips u
+(that is why one extra neighbour is kept). The sample is therefore a pure
+function of (seed, graphs, pair): the same seed gives the same samples on any
+runner, and both strategies below give byte-identical records. A node's
+neighbourhood is the same in every sample it appears in, which also lets the
+serving export compute each node's representation once, as training saw it.
+
+Two strategies, one flag (`--sampler`):
+
+  * ``memory``: the ranked neighbour lists of all nodes are one side input and
+    each pair is expanded with dictionary look-ups; for graphs that fit in a
+    worker's memory.
+  * ``join``: each node's L-hop neighbourhood is assembled with CoGroupByKey
+    joins, hop by hop, and the pairs are joined with their user's and their
+    item's neighbourhoods; no worker ever holds the whole graph (Dataflow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+import apache_beam as beam
+
+from beam_pipelines.hashing import hash64
+from beam_pipelines.progress import Progress
+from beam_pipelines.records import Interaction
+from beam_pipelines.sample_encoder import SampleEncoder
+from beam_pipelines.sample_layout import (
+    CHANNELS,
+    ITEM,
+    IU,
+    UI,
+    USER,
+    WEIGHTED_EDGE_SETS,
+    Channel,
+    SampleLayout,
+)
+
+MEMORY = "memory"
+JOIN = "join"
+STRATEGIES = (MEMORY, JOIN)
+
+# A node's ranked neighbours: (ids, weights), most preferred first.
+Neighbors = tuple[tuple[str, ...], tuple[float, ...]]
+# Look-up of a node's ranked neighbours in one adjacency (None: no neighbours).
+Lookup = Callable[[tuple[str, str]], "Neighbors | None"]
+# Per channel, per hop: (ids with None for padding, weights).
+ChannelPart = list[tuple[list, list]]
+
+_CHANNEL = {c.name: c for c in CHANNELS}
+_USER_CHANNELS = tuple(c for c in CHANNELS if c.root == USER)
+_ITEM_CHANNELS = tuple(c for c in CHANNELS if c.root == ITEM)
+
+
+class AdjacencyEdge(NamedTuple):
+    """A directed edge of one adjacency, as input to :class:`RankNeighbors`."""
+
+    adjacency: str
+    node: str
+    neighbor: str
+    weight: float
+
+
+class RankNeighbors(beam.PTransform):
+    """Ranks each node's neighbours per adjacency and keeps the first `keep`.
+
+    Input: AdjacencyEdge records. Output: ((adjacency, node), Neighbors).
+
+    Args:
+      seed: The sampling seed.
+      keep: How many neighbours to keep per node (max fan-out + 1).
+    """
+
+    def __init__(self, seed: int, keep: int):
+        super().__init__()
+        self.seed = seed
+        self.keep = keep
+
+    def expand(self, edges):
+        seed = self.seed
+
+        def keyed(e: AdjacencyEdge):
+            order = hash64(seed, e.adjacency, e.node, e.neighbor)
+            return (e.adjacency, e.node), (-e.weight, order, e.neighbor, e.weight)
+
+        def unzip(kv):
+            key, ranked = kv
+            return key, (tuple(r[2] for r in ranked), tuple(r[3] for r in ranked))
+
+        return (
+            edges
+            | "Key" >> beam.Map(keyed)
+            | "KeepFirst" >> beam.combiners.Top.SmallestPerKey(self.keep)
+            | "Unzip" >> beam.Map(unzip)
+        )
+
+
+class PairSampler:
+    """Expands pairs into channel parts and encodes them; shared by both strategies.
+
+    Args:
+      layout: The sample layout.
+      tasks: Task names.
+    """
+
+    def __init__(self, layout: SampleLayout, tasks: Sequence[str]):
+        self.layout = layout
+        self.encoder = SampleEncoder(layout, tasks)
+        self._segments = {c.name: layout.channel_segments(c.name) for c in CHANNELS}
+
+    def channel_part(self, channel: Channel, user: str, item: str, lookup: Lookup) -> ChannelPart:
+        """Samples one channel of the pair (user, item).
+
+        Args:
+          channel: The channel.
+          user: The pair's user id.
+          item: The pair's item id.
+          lookup: Ranked neighbours by (adjacency, node).
+
+        Returns:
+          Per hop, the sampled ids (None for padding) and edge weights.
+        """
+        parents: list = [user if channel.root == USER else item]
+        part = []
+        for segment in self._segments[channel.name]:
+            adjacency = channel.adjacency(segment.hop)
+            fanout = segment.fanout
+            ids: list = []
+            weights: list = []
+            for parent in parents:
+                found = None if parent is None else lookup((adjacency, parent))
+                if found is None:
+                    ids.extend([None] * fanout)
+                    weights.extend([0.0] * fanout)
+                    continue
+                nbr_ids, nbr_weights = found
+                # The pair's own edge is never in its own sample.
+                if adjacency == UI and parent == user and item in nbr_ids:
+                    drop = nbr_ids.index(item)
+                elif adjacency == IU and parent == item and user in nbr_ids:
+                    drop = nbr_ids.index(user)
+                else:
+                    drop = -1
+                if drop >= 0:
+                    nbr_ids = nbr_ids[:drop] + nbr_ids[drop + 1 :]
+                    nbr_weights = nbr_weights[:drop] + nbr_weights[drop + 1 :]
+                taken = min(fanout, len(nbr_ids))
+                ids.extend(nbr_ids[:taken])
+                weights.extend(nbr_weights[:taken])
+                if taken < fanout:
+                    ids.extend([None] * (fanout - taken))
+                    weights.extend([0.0] * (fanout - taken))
+            part.append((ids, weights))
+            parents = ids
+        return part
+
+    def parts(
+        self, channels: Iterable[Channel], user: str, item: str, lookup: Lookup
+    ) -> dict[str, ChannelPart]:
+        """Samples several channels of a pair; see `channel_part`."""
+        return {c.name: self.channel_part(c, user, item, lookup) for c in channels}
+
+    def encode(self, pair: Interaction, parts: dict[str, ChannelPart]) -> bytes:
+        """Assembles the channel parts in layout order and serializes the sample."""
+        node_ids = {USER: [pair.user_id], ITEM: [pair.item_id]}
+        weights: dict[str, list] = {e: [] for e in WEIGHTED_EDGE_SETS}
+        for segment in self.layout.segments:
+            ids, edge_weights = parts[segment.channel][segment.hop - 1]
+            node_ids[segment.node_set].extend(ids)
+            if segment.edge_set in weights:
+                weights[segment.edge_set].extend(edge_weights)
+        return self.encoder.encode(node_ids, weights, pair.labels)
+
+
+class _SampleWithSideInput(beam.DoFn):
+    def __init__(self, sampler: PairSampler):
+        self.sampler = sampler
+
+    def setup(self):
+        self.progress = Progress("pair samples (memory)")
+
+    def process(self, element, neighbors: dict):
+        split, pair = element
+        parts = self.sampler.parts(CHANNELS, pair.user_id, pair.item_id, neighbors.get)
+        self.progress.step()
+        yield split, self.sampler.encode(pair, parts)
+
+
+class SamplePairsInMemory(beam.PTransform):
+    """The in-memory strategy: ranked neighbour lists as one side input.
+
+    Args:
+      sampler: The PairSampler.
+      neighbors: PCollection of ((adjacency, node), Neighbors) from RankNeighbors.
+    """
+
+    def __init__(self, sampler: PairSampler, neighbors):
+        super().__init__()
+        self.sampler = sampler
+        self.neighbors = neighbors
+
+    def expand(self, pairs):
+        table = self.neighbors | "ToDict" >> beam.combiners.ToDict()
+        return pairs | "Sample" >> beam.ParDo(
+            _SampleWithSideInput(self.sampler), beam.pvalue.AsSingleton(table)
+        )
+
+
+def _closure_adjacencies(channel: Channel, num_hops: int) -> list[str]:
+    return [channel.adjacency(hop) for hop in range(1, num_hops + 1)]
+
+
+class _Neighborhoods(beam.PTransform):
+    """Per root node of a channel, every ranked list its L-hop expansion reads.
+
+    Output: (root, {(adjacency, node): Neighbors}). Built bottom-up with one
+    CoGroupByKey per hop, so each step only holds one node's requesters.
+    """
+
+    def __init__(self, channel: Channel, num_hops: int, by_adjacency: dict):
+        super().__init__()
+        self.adjacencies = _closure_adjacencies(channel, num_hops)
+        self.by_adjacency = by_adjacency
+
+    def expand(self, pipeline_or_pcoll):
+        adjacencies = self.adjacencies
+        last = adjacencies[-1]
+        closure = self.by_adjacency[last] | f"Hop{len(adjacencies)}" >> beam.Map(
+            lambda kv, a=last: (kv[0], {(a, kv[0]): kv[1]})
+        )
+        for depth in range(len(adjacencies) - 1, 0, -1):
+            adjacency = adjacencies[depth - 1]
+            ranked = self.by_adjacency[adjacency]
+            requests = ranked | f"Request{depth}" >> beam.FlatMap(
+                lambda kv: [(child, kv[0]) for child in kv[1][0]]
+            )
+            answers = (
+                {"requests": requests, "closure": closure}
+                | f"JoinChildren{depth}" >> beam.CoGroupByKey()
+                | f"Answer{depth}" >> beam.FlatMap(_answer_requests)
+            )
+            closure = (
+                {"self": ranked, "children": answers}
+                | f"JoinParent{depth}" >> beam.CoGroupByKey()
+                | f"Merge{depth}" >> beam.Map(_merge_closure, adjacency)
+            )
+        return closure
+
+
+def _answer_requests(kv):
+    child, grouped = kv
+    closures = list(grouped["closure"])
+    found = closures[0] if closures else {}
+    for requester in grouped["requests"]:
+        yield requester, found
+
+
+def _merge_closure(kv, adjacency):
+    node, grouped = kv
+    merged = {}
+    for own in grouped["self"]:
+        merged[(adjacency, node)] = own
+    for child_closure in grouped["children"]:
+        merged.update(child_closure)
+    return node, merged
+
+
+class _SampleRootChannels(beam.DoFn):
+    """Joins pairs with their root's neighbourhoods and samples that root's channels."""
+
+    def __init__(self, sampler: PairSampler, channels: tuple, final: bool):
+        self.sampler = sampler
+        self.channels = channels
+        self.final = final
+
+    def setup(self):
+        self.progress = Progress("pair samples (join)") if self.final else None
+
+    def process(self, kv):
+        _, grouped = kv
+        lookup_table = {}
+        for channel in self.channels:
+            for closure in grouped[channel.name]:
+                lookup_table.update(closure)
+        for split, pair, parts in grouped["pairs"]:
+            parts = dict(parts)
+            parts.update(
+                self.sampler.parts(self.channels, pair.user_id, pair.item_id, lookup_table.get)
+            )
+            if self.final:
+                self.progress.step()
+                yield split, self.sampler.encode(pair, parts)
+            else:
+                yield pair.item_id, (split, pair, parts)
+
+
+class SamplePairsByJoin(beam.PTransform):
+    """The join strategy: neighbourhoods joined to pairs, no whole-graph state.
+
+    Args:
+      sampler: The PairSampler.
+      neighbors: PCollection of ((adjacency, node), Neighbors) from RankNeighbors.
+    """
+
+    def __init__(self, sampler: PairSampler, neighbors):
+        super().__init__()
+        self.sampler = sampler
+        self.neighbors = neighbors
+
+    def expand(self, pairs):
+        num_hops = self.sampler.layout.num_hops
+        needed = {a for c in CHANNELS for a in _closure_adjacencies(c, num_hops)}
+        by_adjacency = {
+            a: self.neighbors
+            | f"Select_{a}" >> beam.Filter(lambda kv, a=a: kv[0][0] == a)
+            | f"ByNode_{a}" >> beam.Map(lambda kv: (kv[0][1], kv[1]))
+            for a in sorted(needed)
+        }
+        closures = {
+            c.name: self.neighbors.pipeline
+            | f"Neighborhoods_{c.name}" >> _Neighborhoods(c, num_hops, by_adjacency)
+            for c in CHANNELS
+        }
+        by_user = pairs | "ByUser" >> beam.Map(lambda sp: (sp[1].user_id, (sp[0], sp[1], {})))
+        user_side = (
+            {"pairs": by_user, **{c.name: closures[c.name] for c in _USER_CHANNELS}}
+            | "JoinUser" >> beam.CoGroupByKey()
+            | "SampleUserChannels"
+            >> beam.ParDo(_SampleRootChannels(self.sampler, _USER_CHANNELS, final=False))
+        )
+        return (
+            {"pairs": user_side, **{c.name: closures[c.name] for c in _ITEM_CHANNELS}}
+            | "JoinItem" >> beam.CoGroupByKey()
+            | "SampleItemChannels"
+            >> beam.ParDo(_SampleRootChannels(self.sampler, _ITEM_CHANNELS, final=True))
+        )
+
+
+class SamplePairs(beam.PTransform):
+    """Samples every labelled pair with the chosen strategy.
+
+    Input: (split, Interaction). Output: (split, serialized tf.Example).
+
+    Args:
+      neighbors: PCollection of ((adjacency, node), Neighbors) from RankNeighbors.
+      layout: The sample layout.
+      tasks: Task names.
+      strategy: "memory" or "join".
+
+    Raises:
+      ValueError: For an unknown strategy.
+    """
+
+    def __init__(self, neighbors, layout: SampleLayout, tasks: Sequence[str], strategy: str):
+        super().__init__()
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown sampler {strategy!r}; choose one of {STRATEGIES}")
+        self.neighbors = neighbors
+        self.sampler = PairSampler(layout, tasks)
+        self.strategy = strategy
+
+    def expand(self, pairs):
+        if self.strategy == MEMORY:
+            return pairs | "InMemory" >> SamplePairsInMemory(self.sampler, self.neighbors)
+        return pairs | "ByJoin" >> SamplePairsByJoin(self.sampler, self.neighbors)

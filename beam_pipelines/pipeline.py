@@ -1,0 +1,359 @@
+"""The preprocessing job, assembled from the named transforms in one place.
+
+  read + validate (adapter) -> [sampled negatives] -> split
+    -> graphs G, G^U, G^I from the training split
+    -> ranked neighbour lists -> pair samples per split
+
+Outputs under OUT/ (see README "Output layout"): `{train,valid,test}/*.tfrecord`,
+`graph_schema.pbtxt`, `layout.json`, `graphs/`, `features/`, `vocab/`,
+`rejected/` and `stats.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from beam_pipelines import records, stats
+from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphConfig, GraphStats
+from beam_pipelines.negative_sampler import AddSampledNegatives
+from beam_pipelines.pair_sampler import MEMORY, RankNeighbors, SamplePairs
+from beam_pipelines.sample_layout import SampleLayout
+from beam_pipelines.split import AssignSplits
+
+# Everything a run writes below OUT/, removed before a rerun.
+OUTPUT_ENTRIES = (
+    *records.SPLITS,
+    "graphs",
+    "features",
+    "vocab",
+    "rejected",
+    "_stats",
+    "graph_schema.pbtxt",
+    "layout.json",
+    "stats.json",
+)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Settings of the job beyond how to read the input.
+
+    Attributes:
+      output: The output directory OUT (local or gs://...).
+      fanouts: Neighbours sampled per node at each hop.
+      sampler: "memory" or "join".
+      seed: Seed of every random choice (split, negatives, sampling).
+      split: "auto", "time" or "random".
+      test_fraction: Share of rows in the test split.
+      valid_fraction: Share of the remaining rows held out for validation.
+      negatives_per_positive: Sampled negatives per positive row (0 = none).
+      similarity: "cosine" or "jaccard".
+      sim_top_k: Neighbours kept per node in G^U and G^I.
+      max_pivot_degree: Hot-node cap of the similarity computation.
+    """
+
+    output: str
+    fanouts: tuple[int, ...] = (10, 5)
+    sampler: str = MEMORY
+    seed: int = 0
+    split: str = "auto"
+    test_fraction: float = 0.2
+    valid_fraction: float = 0.1
+    negatives_per_positive: int = 0
+    similarity: str = "cosine"
+    sim_top_k: int = 10
+    max_pivot_degree: int = 200
+    extra: dict = field(default_factory=dict)
+
+
+def make_adapter(config: InputConfig) -> beam.PTransform:
+    """Returns the adapter of the input's format.
+
+    Raises:
+      InputError: For an unknown format or input the adapter cannot read.
+    """
+    if config.format == "canonical":
+        from beam_pipelines.adapters.canonical import ReadCanonical
+
+        return ReadCanonical(config)
+    if config.format == "tmall":
+        from beam_pipelines.adapters.tmall import ReadTmall
+
+        return ReadTmall(config)
+    if config.format == "aliccp":
+        from beam_pipelines.adapters.aliccp import ReadAliCCP
+
+        return ReadAliCCP(config)
+    raise InputError(f"unknown format {config.format!r}; choose canonical, tmall or aliccp")
+
+
+def output_path(config: PreprocessConfig, *parts: str) -> str:
+    return FileSystems.join(config.output, *parts)
+
+
+def _count_rows(kind: str):
+    def count(kv):
+        table, n = kv
+        beam.metrics.Metrics.counter("rows", f"{kind}_{table}").inc(n)
+        return "rows", {table: {kind: n}}
+
+    return count
+
+
+def _features_line(kv):
+    node_id, rows = kv
+    rows = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
+    if len(rows) > 1:
+        beam.metrics.Metrics.counter("features", "duplicate_rows").inc(len(rows) - 1)
+    return json.dumps({"id": node_id, **rows[0]}, ensure_ascii=False, sort_keys=True)
+
+
+def _feature_kinds(rows: Sequence[dict]) -> dict:
+    kinds = {}
+    for row in rows:
+        for name, value in row.items():
+            kinds[name] = "numeric" if isinstance(value, float) else "categorical"
+    return dict(sorted(kinds.items()))
+
+
+def _sum_columns(rows) -> list[int]:
+    """Column sums of equal-length rows (CombineGlobally also feeds it its own sums)."""
+    return [sum(column) for column in zip(*list(rows), strict=True)]
+
+
+def _label_stat(sums: list[int], split: str, tasks: Sequence[str]):
+    sums = sums or [0] * (1 + len(tasks))
+    counts = {"rows": sums[0], **{f"positives_{t}": sums[1 + k] for k, t in enumerate(tasks)}}
+    return "examples", {split: counts}
+
+
+class _Vocabulary(beam.PTransform):
+    """Writes `id<TAB>count` of the training split, most frequent first."""
+
+    def __init__(self, path: str, field_index: int):
+        super().__init__()
+        self.path = path
+        self.field_index = field_index
+
+    def expand(self, train):
+        index = self.field_index
+        return (
+            train
+            | "Ids" >> beam.Map(lambda r: r[index])
+            | "Count" >> beam.combiners.Count.PerElement()
+            | "All" >> beam.combiners.ToList()
+            | "Sort" >> beam.FlatMap(lambda kv: sorted(kv, key=lambda x: (-x[1], x[0])))
+            | "Format" >> beam.MapTuple(lambda node, n: f"{node}\t{n}")
+            | "Write" >> beam.io.WriteToText(self.path, ".tsv", num_shards=1)
+        )
+
+
+def build(pipeline: beam.Pipeline, input_config: InputConfig, config: PreprocessConfig) -> dict:
+    """Adds the whole job to `pipeline`.
+
+    Args:
+      pipeline: The Beam pipeline.
+      input_config: How to read the input.
+      config: The job's settings.
+
+    Returns:
+      A dict with "tasks" and "has_time" of the input.
+
+    Raises:
+      InputError: If the input cannot be read as asked.
+      ValueError: For invalid settings.
+    """
+    layout = SampleLayout(config.fanouts)
+    data = pipeline | "Read" >> make_adapter(input_config)
+    tasks = data.tasks
+    stat_parts = [
+        data.rows_read | "ReadCounts" >> beam.Map(_count_rows("read")),
+        data.rows_kept | "KeptCounts" >> beam.Map(_count_rows("kept")),
+        data.rejected
+        | "RejectedByReason" >> beam.Map(lambda r: ((r.table, r.reason), 1))
+        | "SumRejected" >> beam.CombinePerKey(sum)
+        | "RejectedStat" >> beam.MapTuple(lambda tr, n: ("rejected", {tr[0]: {tr[1]: n}})),
+    ]
+    _ = (
+        data.rejected
+        | "RejectedJson" >> beam.Map(lambda r: r.to_json())
+        | "WriteRejected"
+        >> beam.io.WriteToText(output_path(config, "rejected", "rejected"), ".jsonl")
+    )
+
+    interactions = data.interactions
+    if config.negatives_per_positive:
+        interactions, short = interactions | "Negatives" >> AddSampledNegatives(
+            config.negatives_per_positive, config.seed
+        )
+        stat_parts.append(stats.named_value(short, "negatives_short"))
+
+    split = interactions | "Split" >> AssignSplits(
+        config.split,
+        data.has_time,
+        config.test_fraction,
+        config.valid_fraction,
+        config.seed,
+    )
+    by_split = split | "BySplit" >> beam.Partition(
+        lambda kv, n: records.SPLITS.index(kv[0]), len(records.SPLITS)
+    )
+    rows = {s: by_split[k] | f"Rows_{s}" >> beam.Values() for k, s in enumerate(records.SPLITS)}
+    for s in records.SPLITS:
+        stat_parts.append(
+            rows[s]
+            | f"Labels_{s}" >> beam.Map(lambda r: (1, *r.labels))
+            | f"SumLabels_{s}" >> beam.CombineGlobally(_sum_columns)
+            | f"LabelStat_{s}" >> beam.Map(_label_stat, s, tasks)
+        )
+
+    graph_config = GraphConfig(
+        config.sim_top_k, config.max_pivot_degree, config.similarity, config.seed
+    )
+    held_out = (rows["valid"], rows["test"]) | "HeldOut" >> beam.Flatten()
+    graphs = {"train": rows["train"], "held_out": held_out} | "Graphs" >> BuildGraphs(graph_config)
+    stat_parts.append(graphs | "GraphStats" >> GraphStats())
+    _ = (
+        graphs.edges
+        | "FormatG" >> beam.MapTuple(lambda u, i: f"{u}\t{i}")
+        | "WriteG" >> beam.io.WriteToText(output_path(config, "graphs", "bipartite"), ".tsv")
+    )
+    for name, pcoll in (("user_sim", graphs.user_sim), ("item_sim", graphs.item_sim)):
+        _ = (
+            pcoll
+            | f"Format_{name}" >> beam.MapTuple(lambda a, b, w: f"{a}\t{b}\t{w:.6g}")
+            | f"Write_{name}" >> beam.io.WriteToText(output_path(config, "graphs", name), ".tsv")
+        )
+
+    neighbors = (
+        graphs
+        | "Adjacency" >> AdjacencyEdges()
+        | "Rank" >> RankNeighbors(config.seed, max(config.fanouts) + 1)
+    )
+    samples = split | "Sample" >> SamplePairs(neighbors, layout, tasks, config.sampler)
+    samples_by_split = samples | "SamplesBySplit" >> beam.Partition(
+        lambda kv, n: records.SPLITS.index(kv[0]), len(records.SPLITS)
+    )
+    for k, s in enumerate(records.SPLITS):
+        examples = samples_by_split[k] | f"Serialized_{s}" >> beam.Values()
+        _ = examples | f"Write_{s}" >> beam.io.WriteToTFRecord(
+            output_path(config, s, "samples"), file_name_suffix=".tfrecord"
+        )
+        stat_parts.append(
+            examples
+            | f"CountSamples_{s}" >> beam.combiners.Count.Globally()
+            | f"SampleStat_{s}" >> beam.Map(lambda n, s=s: ("samples", {s: n}))
+        )
+
+    for table, feats, index in (
+        ("user", data.user_features, 0),
+        ("item", data.item_features, 1),
+    ):
+        _ = (
+            feats
+            | f"Group_{table}" >> beam.GroupByKey()
+            | f"Json_{table}" >> beam.Map(_features_line)
+            | f"Write_{table}"
+            >> beam.io.WriteToText(output_path(config, "features", table), ".jsonl")
+        )
+        stat_parts.append(
+            feats
+            | f"Rows_{table}_features" >> beam.Values()
+            | f"Kinds_{table}" >> beam.combiners.ToList()
+            | f"KindStat_{table}"
+            >> beam.Map(lambda rs, t=table: ("features", {t: _feature_kinds(rs)}))
+        )
+        _ = rows["train"] | f"Vocab_{table}" >> _Vocabulary(
+            output_path(config, "vocab", table), index
+        )
+
+    _ = (
+        stat_parts
+        | "AllStats" >> beam.Flatten()
+        | "WriteStats" >> stats.WriteStats(output_path(config, "_stats"))
+    )
+    return {"tasks": tasks, "has_time": data.has_time, "layout": layout}
+
+
+def prepare_output(config: PreprocessConfig, overwrite: bool) -> None:
+    """Makes OUT ready for a run without losing a finished one by accident.
+
+    A finished run (one with stats.json) is kept unless `overwrite`; the
+    leftovers of an unfinished run are removed, so no stale shard survives.
+
+    Raises:
+      InputError: If OUT holds a finished run and `overwrite` is False.
+    """
+    if FileSystems.exists(output_path(config, "stats.json")) and not overwrite:
+        raise InputError(
+            f"{config.output} already holds a finished run (stats.json); "
+            "pass --overwrite to replace it or choose another --output"
+        )
+    stale = [
+        output_path(config, e) for e in OUTPUT_ENTRIES if FileSystems.exists(output_path(config, e))
+    ]
+    if stale:
+        logging.info("removing the previous run's outputs: %s", ", ".join(stale))
+        FileSystems.delete(stale)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a small text file, local or remote."""
+    with FileSystems.create(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict:
+    """Merges the job's statistics into stats.json and checks them.
+
+    Returns:
+      The statistics.
+
+    Raises:
+      InputError: If no interaction row was kept (empty or all-bad input).
+      RuntimeError: If rows read != rows kept + rows rejected for some table.
+    """
+    merged = stats.read_stats(output_path(config, "_stats"))
+    rows = merged.setdefault("rows", {})
+    for table, reasons in merged.get("rejected", {}).items():
+        rows.setdefault(table, {})["rejected"] = sum(reasons.values())
+    for table, counts in rows.items():
+        counts.setdefault("read", 0)
+        counts.setdefault("kept", 0)
+        counts.setdefault("rejected", 0)
+        if counts["read"] != counts["kept"] + counts["rejected"]:
+            raise RuntimeError(f"row accounting broken for {table}: {counts}")
+    merged["tasks"] = list(meta["tasks"])
+    merged["config"] = {k: v for k, v in asdict(config).items() if k != "extra"}
+    merged["config"].update(config.extra)
+    merged["duration_s"] = round(time.monotonic() - started, 1)
+    try:
+        counters = {
+            f"{c.key.metric.namespace}/{c.key.metric.name}": c.committed
+            for c in result.metrics().query()["counters"]
+        }
+        merged["beam_counters"] = dict(sorted(counters.items()))
+    except Exception as e:  # some runners report no metrics
+        logging.warning("Beam counters unavailable: %s", e)
+    write_text(
+        output_path(config, "stats.json"), json.dumps(merged, indent=2, sort_keys=True) + "\n"
+    )
+    FileSystems.delete([output_path(config, "_stats")])
+    kept = rows.get(records.INTERACTIONS, {}).get("kept", 0)
+    if kept == 0:
+        read = rows.get(records.INTERACTIONS, {}).get("read", 0)
+        raise InputError(
+            f"no usable interaction rows: {read} read, all rejected; "
+            f"see {output_path(config, 'rejected')}/ and stats.json"
+            if read
+            else "the input holds no interaction rows"
+        )
+    return merged

@@ -1,0 +1,38 @@
+"""MoGENet: Mixture of Graph Enhanced Expert Networks for multi-task recommendation."""
+
+from setuptools import find_packages, setup
+
+# The stack of DESIGN.md §2, pinned. TF-GNN and TF Recommenders need Keras 2
+# (tf-keras); every package sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads.
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",
+    "tensorflow-gnn==1.0.3",
+    "tensorflow-recommenders==0.7.7",
+    "apache-beam[tfrecord]==2.77.0",
+    "tensorflow-serving-api==2.21.0",
+    "ml-collections==1.1.0",
+    "numpy>=1.26,<3",
+    "pyarrow>=14",
+    "scikit-learn>=1.4",
+    "scipy>=1.11",
+    "psutil>=5.9",
+    "google-crc32c>=1.5",
+]
+
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=8", "ruff>=0.6"],
+    "dataflow": ["apache-beam[gcp,tfrecord]==2.77.0"],
+}
+
+setup(
+    name="mogenet",
+    version="0.1.0",
+    description="MoGENet multi-task recommender: Beam preprocessing, TF-GNN model, TF Serving export",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["beam_pipelines*", "model*", "serving*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)
