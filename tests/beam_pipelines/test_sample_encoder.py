@@ -46,7 +46,9 @@ def _graph_tensor(layout, node_ids, weights, labels):
             features=features,
         )
     context = tfgnn.Context.from_fields(
-        features={f"label_{t}": tf.constant([v], tf.int64) for t, v in zip(TASKS, labels)}
+        features={
+            f"label_{t}": tf.constant([v], tf.int64) for t, v in zip(TASKS, labels, strict=True)
+        }
     )
     return tfgnn.GraphTensor.from_pieces(context=context, node_sets=node_sets, edge_sets=edge_sets)
 
