@@ -19,6 +19,9 @@ from typing import NamedTuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_pipelines import records
+from beam_pipelines.validation import REJECTED, reject
+
 
 class InputError(ValueError):
     """The input cannot be read as asked: a one-line message for the user."""
@@ -228,3 +231,80 @@ def require_columns(columns: Sequence[str], wanted: Sequence[str], where: str) -
     for name in wanted:
         if name not in columns:
             raise InputError(f"column {name!r} is not in {where} (columns: {', '.join(columns)})")
+
+
+class ReadRows(beam.PTransform):
+    """Reads files of one kind; returns ((source, row dict), Rejected) PCollections.
+
+    CSV lines are split with their file's header; JSONL lines are parsed as
+    JSON objects; Parquet rows are dicts already.
+    """
+
+    def __init__(self, files: list[str], kind: str, table: str, headers: dict[str, list[str]]):
+        super().__init__()
+        self.files = files
+        self.kind = kind
+        self.table = table
+        self.headers = headers
+
+    def expand(self, pbegin):
+        files = pbegin | "Files" >> beam.Create(self.files)
+        if self.kind == "parquet":
+            rows = (
+                files
+                | "ReadParquet" >> beam.io.ReadAllFromParquet(with_filename=True)
+                | "Source" >> beam.Map(lambda kv: (basename(kv[0]), kv[1]))
+            )
+            return rows, pbegin | "NoneRejected" >> beam.Create([])
+        lines = files | "ReadText" >> beam.io.ReadAllFromText(
+            skip_header_lines=1 if self.kind == "csv" else 0, with_filename=True
+        )
+        parsed = lines | "Parse" >> beam.ParDo(
+            ParseLine(self.kind, self.table, self.headers)
+        ).with_outputs(REJECTED, main="rows")
+        return parsed.rows, parsed[REJECTED]
+
+
+class ParseLine(beam.DoFn):
+    """Parses (path, line) of CSV or JSONL into (source, row dict), or rejects it."""
+
+    def __init__(self, kind: str, table: str, headers: dict[str, list[str]]):
+        self.kind = kind
+        self.table = table
+        self.headers = {basename(k): v for k, v in headers.items()}
+
+    def process(self, element):
+        path, line = element
+        source = basename(path)
+        if self.kind == "csv":
+            header = self.headers[source]
+            try:
+                values = split_csv(line)
+            except Exception as e:  # csv.Error on malformed quoting
+                yield reject(records.UNPARSABLE_ROW, self.table, source, line, str(e))
+                return
+            if len(values) != len(header):
+                yield reject(
+                    records.WRONG_COLUMN_COUNT,
+                    self.table,
+                    source,
+                    line,
+                    f"{len(values)} columns, the header has {len(header)}",
+                )
+                return
+            yield source, dict(zip(header, values, strict=True))
+            return
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield reject(records.UNPARSABLE_ROW, self.table, source, line, f"not JSON: {e}")
+            return
+        if not isinstance(row, dict):
+            yield reject(records.UNPARSABLE_ROW, self.table, source, line, "not a JSON object")
+            return
+        yield source, row
+
+
+def row_text(row) -> str:
+    """Returns a parsed row as JSON text for a Rejected record."""
+    return json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)

@@ -11,8 +11,6 @@ unless listed in `--numeric_features`, or stored as a float in JSONL/Parquet).
 
 from __future__ import annotations
 
-import json
-
 import apache_beam as beam
 
 from beam_pipelines import records
@@ -20,13 +18,14 @@ from beam_pipelines.adapters.base import (
     AdapterResult,
     InputConfig,
     InputError,
+    ReadRows,
     basename,
     columns_of,
     count_per_table,
     file_kind,
     list_files,
     require_columns,
-    split_csv,
+    row_text,
 )
 from beam_pipelines.validation import REJECTED, parse_id, reject, to_interaction
 
@@ -37,76 +36,6 @@ _SIDE_TABLES = {"user_features": records.USER_FEATURES, "item_features": records
 def _side_table_name(path: str) -> str | None:
     stem = basename(path).split(".", 1)[0]
     return _SIDE_TABLES.get(stem)
-
-
-class _ReadRows(beam.PTransform):
-    """Reads files of one kind; returns ((source, row dict), Rejected) PCollections.
-
-    CSV lines are split with their file's header; JSONL lines are parsed as
-    JSON objects; Parquet rows are dicts already.
-    """
-
-    def __init__(self, files: list[str], kind: str, table: str, headers: dict[str, list[str]]):
-        super().__init__()
-        self.files = files
-        self.kind = kind
-        self.table = table
-        self.headers = headers
-
-    def expand(self, pbegin):
-        files = pbegin | "Files" >> beam.Create(self.files)
-        if self.kind == "parquet":
-            rows = (
-                files
-                | "ReadParquet" >> beam.io.ReadAllFromParquet(with_filename=True)
-                | "Source" >> beam.Map(lambda kv: (basename(kv[0]), kv[1]))
-            )
-            return rows, pbegin | "NoneRejected" >> beam.Create([])
-        lines = files | "ReadText" >> beam.io.ReadAllFromText(
-            skip_header_lines=1 if self.kind == "csv" else 0, with_filename=True
-        )
-        parsed = lines | "Parse" >> beam.ParDo(
-            _ParseLine(self.kind, self.table, self.headers)
-        ).with_outputs(REJECTED, main="rows")
-        return parsed.rows, parsed[REJECTED]
-
-
-class _ParseLine(beam.DoFn):
-    def __init__(self, kind: str, table: str, headers: dict[str, list[str]]):
-        self.kind = kind
-        self.table = table
-        self.headers = {basename(k): v for k, v in headers.items()}
-
-    def process(self, element):
-        path, line = element
-        source = basename(path)
-        if self.kind == "csv":
-            header = self.headers[source]
-            try:
-                values = split_csv(line)
-            except Exception as e:  # csv.Error on malformed quoting
-                yield reject(records.UNPARSABLE_ROW, self.table, source, line, str(e))
-                return
-            if len(values) != len(header):
-                yield reject(
-                    records.WRONG_COLUMN_COUNT,
-                    self.table,
-                    source,
-                    line,
-                    f"{len(values)} columns, the header has {len(header)}",
-                )
-                return
-            yield source, dict(zip(header, values, strict=True))
-            return
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            yield reject(records.UNPARSABLE_ROW, self.table, source, line, f"not JSON: {e}")
-            return
-        if not isinstance(row, dict):
-            yield reject(records.UNPARSABLE_ROW, self.table, source, line, "not a JSON object")
-            return
-        yield source, row
 
 
 class ReadCanonical(beam.PTransform):
@@ -180,7 +109,7 @@ class ReadCanonical(beam.PTransform):
             by_kind.setdefault(file_kind(path), []).append(path)
         rows, rejected, read_counts = [], [], []
         for kind, files in sorted(by_kind.items()):
-            parsed, unparsable = pbegin | f"Read_{kind}" >> _ReadRows(
+            parsed, unparsable = pbegin | f"Read_{kind}" >> ReadRows(
                 files, kind, records.INTERACTIONS, self.headers
             )
             rows.append(parsed)
@@ -213,7 +142,7 @@ class ReadCanonical(beam.PTransform):
                 features[table] = pbegin | f"No_{table}" >> beam.Create([])
                 continue
             key = config.user_col if table == records.USER_FEATURES else config.item_col
-            side_raw, unparsable = pbegin | f"Read_{table}" >> _ReadRows(
+            side_raw, unparsable = pbegin | f"Read_{table}" >> ReadRows(
                 [path], file_kind(path), table, self.headers
             )
             rejected.append(unparsable)
@@ -259,7 +188,7 @@ class _ValidateInteraction(beam.DoFn):
                     records.MISSING_COLUMN,
                     records.INTERACTIONS,
                     source,
-                    _text(row),
+                    row_text(row),
                     f"no column {col!r}",
                 )
                 return
@@ -275,7 +204,7 @@ class _ValidateInteraction(beam.DoFn):
         if isinstance(result, records.Interaction):
             yield result
         else:
-            yield reject(result[0], records.INTERACTIONS, source, _text(row), result[1])
+            yield reject(result[0], records.INTERACTIONS, source, row_text(row), result[1])
 
 
 class _ParseFeatureRow(beam.DoFn):
@@ -288,7 +217,8 @@ class _ParseFeatureRow(beam.DoFn):
         source, row = element
         node_id = parse_id(row.get(self.key))
         if node_id is None:
-            yield reject(records.EMPTY_ID, self.table, source, _text(row), f"{self.key} is empty")
+            detail = f"{self.key} is empty"
+            yield reject(records.EMPTY_ID, self.table, source, row_text(row), detail)
             return
         features = {}
         for name, value in row.items():
@@ -302,14 +232,10 @@ class _ParseFeatureRow(beam.DoFn):
                         records.BAD_FEATURE_VALUE,
                         self.table,
                         source,
-                        _text(row),
+                        row_text(row),
                         f"numeric feature {name}={value!r} is not a number",
                     )
                     return
             else:
                 features[name] = str(value)
         yield node_id, features
-
-
-def _text(row) -> str:
-    return json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
