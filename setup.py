@@ -28,7 +28,7 @@ EXTRAS_REQUIRE = {
 setup(
     name="mogenet",
     version="0.1.0",
-    description="MoGENet multi-task recommender: Beam preprocessing, TF-GNN model, TF Serving export",
+    description="MoGENet multi-task recommender: Beam preprocessing, TF-GNN model, serving",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",

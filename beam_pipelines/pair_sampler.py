@@ -64,7 +64,7 @@ Lookup = Callable[[tuple[str, str]], "Neighbors | None"]
 # Per channel, per hop: (ids with None for padding, weights).
 ChannelPart = list[tuple[list, list]]
 
-_CHANNEL = {c.name: c for c in CHANNELS}
+_MAX_CACHED_PARTS = 1_000_000
 _USER_CHANNELS = tuple(c for c in CHANNELS if c.root == USER)
 _ITEM_CHANNELS = tuple(c for c in CHANNELS if c.root == ITEM)
 
@@ -123,10 +123,22 @@ class PairSampler:
     def __init__(self, layout: SampleLayout, tasks: Sequence[str]):
         self.layout = layout
         self.encoder = SampleEncoder(layout, tasks)
-        self._segments = {c.name: layout.channel_segments(c.name) for c in CHANNELS}
+        # Per channel, per hop: (fan-out, adjacency the hop expands over).
+        self._hops = {
+            c.name: [(s.fanout, c.adjacency(s.hop)) for s in layout.channel_segments(c.name)]
+            for c in CHANNELS
+        }
+        self._cache: dict[tuple[str, str], ChannelPart] = {}
+
+    def __reduce__(self):
+        # Pickled (into Beam DoFns) as its arguments, without its cache.
+        return PairSampler, (self.layout, self.encoder.tasks)
 
     def channel_part(self, channel: Channel, user: str, item: str, lookup: Lookup) -> ChannelPart:
         """Samples one channel of the pair (user, item).
+
+        A root's channel is the same in every pair unless the pair's own edge
+        would be in it, so it is computed once per root and cached.
 
         Args:
           channel: The channel.
@@ -137,11 +149,41 @@ class PairSampler:
         Returns:
           Per hop, the sampled ids (None for padding) and edge weights.
         """
-        parents: list = [user if channel.root == USER else item]
+        root = user if channel.root == USER else item
+        key = (channel.name, root)
+        part = self._cache.get(key)
+        if part is None:
+            if len(self._cache) >= _MAX_CACHED_PARTS:
+                self._cache.clear()
+            part = self._cache[key] = self._expand(channel, root, lookup, None, None)
+        if channel.bipartite and self._holds_edge(channel, root, part, user, item):
+            part = self._expand(channel, root, lookup, user, item)
+        return part
+
+    def _holds_edge(self, channel: Channel, root: str, part: ChannelPart, user: str, item: str):
+        """Whether a sampled channel holds the edge (user, item)."""
+        parents: list = [root]
+        for (f, adjacency), (ids, _) in zip(self._hops[channel.name], part, strict=True):
+            if adjacency == UI:
+                parent, child = user, item
+            elif adjacency == IU:
+                parent, child = item, user
+            else:
+                return False
+            if parent in parents:
+                for k, p in enumerate(parents):
+                    if p == parent and child in ids[k * f : (k + 1) * f]:
+                        return True
+            parents = ids
+        return False
+
+    def _expand(
+        self, channel: Channel, root: str, lookup: Lookup, user: str | None, item: str | None
+    ) -> ChannelPart:
+        """Expands a channel hop by hop; skips the edge (user, item) if given."""
+        parents: list = [root]
         part = []
-        for segment in self._segments[channel.name]:
-            adjacency = channel.adjacency(segment.hop)
-            fanout = segment.fanout
+        for fanout, adjacency in self._hops[channel.name]:
             ids: list = []
             weights: list = []
             for parent in parents:
@@ -189,6 +231,14 @@ class PairSampler:
         return self.encoder.encode(node_ids, weights, pair.labels)
 
 
+def _by_split(samples) -> list[tuple[str, list[bytes]]]:
+    """Groups (split, record) pairs into one (split, [records]) per split."""
+    grouped: dict[str, list[bytes]] = {}
+    for split, record in samples:
+        grouped.setdefault(split, []).append(record)
+    return sorted(grouped.items())
+
+
 class _SampleWithSideInput(beam.DoFn):
     def __init__(self, sampler: PairSampler):
         self.sampler = sampler
@@ -196,15 +246,20 @@ class _SampleWithSideInput(beam.DoFn):
     def setup(self):
         self.progress = Progress("pair samples (memory)")
 
-    def process(self, element, neighbors: dict):
-        split, pair = element
-        parts = self.sampler.parts(CHANNELS, pair.user_id, pair.item_id, neighbors.get)
-        self.progress.step()
-        yield split, self.sampler.encode(pair, parts)
+    def process(self, batch, neighbors: dict):
+        sampler, lookup = self.sampler, neighbors.get
+        samples = []
+        for split, pair in batch:
+            parts = sampler.parts(CHANNELS, pair.user_id, pair.item_id, lookup)
+            samples.append((split, sampler.encode(pair, parts)))
+        self.progress.step(len(samples))
+        yield from _by_split(samples)
 
 
 class SamplePairsInMemory(beam.PTransform):
     """The in-memory strategy: ranked neighbour lists as one side input.
+
+    Output: (split, [serialized samples]) batches.
 
     Args:
       sampler: The PairSampler.
@@ -218,8 +273,11 @@ class SamplePairsInMemory(beam.PTransform):
 
     def expand(self, pairs):
         table = self.neighbors | "ToDict" >> beam.combiners.ToDict()
-        return pairs | "Sample" >> beam.ParDo(
-            _SampleWithSideInput(self.sampler), beam.pvalue.AsSingleton(table)
+        return (
+            pairs
+            | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=2048)
+            | "Sample"
+            >> beam.ParDo(_SampleWithSideInput(self.sampler), beam.pvalue.AsSingleton(table))
         )
 
 
@@ -299,16 +357,19 @@ class _SampleRootChannels(beam.DoFn):
         for channel in self.channels:
             for closure in grouped[channel.name]:
                 lookup_table.update(closure)
+        samples = []
         for split, pair, parts in grouped["pairs"]:
             parts = dict(parts)
             parts.update(
                 self.sampler.parts(self.channels, pair.user_id, pair.item_id, lookup_table.get)
             )
             if self.final:
-                self.progress.step()
-                yield split, self.sampler.encode(pair, parts)
+                samples.append((split, self.sampler.encode(pair, parts)))
             else:
                 yield pair.item_id, (split, pair, parts)
+        if samples:
+            self.progress.step(len(samples))
+            yield from _by_split(samples)
 
 
 class SamplePairsByJoin(beam.PTransform):
@@ -356,7 +417,7 @@ class SamplePairsByJoin(beam.PTransform):
 class SamplePairs(beam.PTransform):
     """Samples every labelled pair with the chosen strategy.
 
-    Input: (split, Interaction). Output: (split, serialized tf.Example).
+    Input: (split, Interaction). Output: (split, [serialized tf.Examples]) batches.
 
     Args:
       neighbors: PCollection of ((adjacency, node), Neighbors) from RankNeighbors.

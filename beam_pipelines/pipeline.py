@@ -26,6 +26,7 @@ from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphConfig, Grap
 from beam_pipelines.negative_sampler import AddSampledNegatives
 from beam_pipelines.pair_sampler import MEMORY, RankNeighbors, SamplePairs
 from beam_pipelines.sample_layout import SampleLayout
+from beam_pipelines.sample_writer import WriteSamples
 from beam_pipelines.split import AssignSplits
 
 # Everything a run writes below OUT/, removed before a rerun.
@@ -239,19 +240,11 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         | "Rank" >> RankNeighbors(config.seed, max(config.fanouts) + 1)
     )
     samples = split | "Sample" >> SamplePairs(neighbors, layout, tasks, config.sampler)
-    samples_by_split = samples | "SamplesBySplit" >> beam.Partition(
-        lambda kv, n: records.SPLITS.index(kv[0]), len(records.SPLITS)
+    stat_parts.append(
+        samples
+        | "WriteSamples" >> WriteSamples(config.output)
+        | "SampleStats" >> beam.MapTuple(lambda split, n: ("samples", {split: n}))
     )
-    for k, s in enumerate(records.SPLITS):
-        examples = samples_by_split[k] | f"Serialized_{s}" >> beam.Values()
-        _ = examples | f"Write_{s}" >> beam.io.WriteToTFRecord(
-            output_path(config, s, "samples"), file_name_suffix=".tfrecord"
-        )
-        stat_parts.append(
-            examples
-            | f"CountSamples_{s}" >> beam.combiners.Count.Globally()
-            | f"SampleStat_{s}" >> beam.Map(lambda n, s=s: ("samples", {s: n}))
-        )
 
     for table, feats, index in (
         ("user", data.user_features, 0),
@@ -331,6 +324,9 @@ def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict
         counts.setdefault("rejected", 0)
         if counts["read"] != counts["kept"] + counts["rejected"]:
             raise RuntimeError(f"row accounting broken for {table}: {counts}")
+    samples = merged.setdefault("samples", {})
+    for split in records.SPLITS:
+        samples.setdefault(split, 0)
     merged["tasks"] = list(meta["tasks"])
     merged["config"] = {k: v for k, v in asdict(config).items() if k != "extra"}
     merged["config"].update(config.extra)

@@ -19,26 +19,30 @@ from beam_pipelines.sample_layout import (
     EDGE_SET_ENDPOINTS,
     EDGE_SETS,
     ID_FEATURE,
-    ITEM,
-    ITEM_ITEM,
     LABEL_PREFIX,
     MASK_FEATURE,
     NODE_SETS,
-    USER,
-    USER_USER,
     WEIGHT_FEATURE,
     WEIGHTED_EDGE_SETS,
     SampleLayout,
 )
 
 
-def _varint(value: int) -> bytes:
+def _varint_slow(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL_VARINTS = [_varint_slow(v) for v in range(1 << 14)]
+
+
+def _varint(value: int) -> bytes:
+    """Encodes a non-negative integer as a protobuf varint."""
+    return _SMALL_VARINTS[value] if value < 16384 else _varint_slow(value)
 
 
 def _delimited(tag: int, payload: bytes) -> bytes:
@@ -55,13 +59,20 @@ def _int64_feature(values: Sequence[int]) -> bytes:
     return _delimited(0x1A, _delimited(0x0A, b"".join(_varint(v) for v in values)))
 
 
-def _float_feature(values: Sequence[float]) -> bytes:
-    # Feature.float_list (field 2) -> FloatList.value (field 1, packed floats).
-    return _delimited(0x12, _delimited(0x0A, struct.pack(f"<{len(values)}f", *values)))
+_MAX_CACHED_IDS = 2_000_000
 
 
-def _bytes_list_payload(values: Sequence[bytes]) -> bytes:
-    return b"".join(_delimited(0x0A, v) for v in values)
+class _EncodedIds(dict):
+    """id -> its encoded BytesList element (b"" for None), filled on first use."""
+
+    def __init__(self):
+        super().__init__()
+        self.lookup = self.__getitem__
+
+    def __missing__(self, node_id: str | None) -> bytes:
+        encoded = _delimited(0x0A, b"" if node_id is None else node_id.encode("utf-8"))
+        self[node_id] = encoded
+        return encoded
 
 
 class SampleEncoder:
@@ -85,12 +96,19 @@ class SampleEncoder:
             constant.append(_entry(f"edges/{edge_set}.#source", _int64_feature(sources)))
             constant.append(_entry(f"edges/{edge_set}.#target", _int64_feature(targets)))
         self._constant = b"".join(constant)
+        # Per-sample features, as (entry prefix up to the values) or key prefix.
         self._id_keys = {s: _delimited(0x0A, f"nodes/{s}.{ID_FEATURE}".encode()) for s in NODE_SETS}
-        self._mask_keys = {
-            s: _delimited(0x0A, f"nodes/{s}.{MASK_FEATURE}".encode()) for s in NODE_SETS
+        # Masks and weights have a fixed length: everything but the values is constant.
+        self._mask_prefix = {
+            s: _fixed_prefix(f"nodes/{s}.{MASK_FEATURE}", 0x1A, layout.node_set_sizes[s])
+            for s in NODE_SETS
         }
-        self._weight_keys = {
-            e: _delimited(0x0A, f"edges/{e}.{WEIGHT_FEATURE}".encode()) for e in WEIGHTED_EDGE_SETS
+        self._weight_prefix = {
+            e: _fixed_prefix(f"edges/{e}.{WEIGHT_FEATURE}", 0x12, 4 * layout.edge_set_sizes[e])
+            for e in WEIGHTED_EDGE_SETS
+        }
+        self._pack_weights = {
+            e: struct.Struct(f"<{layout.edge_set_sizes[e]}f").pack for e in WEIGHTED_EDGE_SETS
         }
         self._label_entries = [
             (
@@ -99,17 +117,11 @@ class SampleEncoder:
             )
             for t in self.tasks
         ]
-        self._id_cache: dict[str, bytes] = {}
+        self._encoded_ids = _EncodedIds()
 
-    def _encoded_id(self, node_id: str | None) -> bytes:
-        """Returns the BytesList element of one id (b"" for padding), cached."""
-        cached = self._id_cache.get(node_id)
-        if cached is None:
-            raw = b"" if node_id is None else node_id.encode("utf-8")
-            cached = _delimited(0x0A, raw)
-            if len(self._id_cache) < 2_000_000:
-                self._id_cache[node_id] = cached
-        return cached
+    def __reduce__(self):
+        # Pickled (into Beam DoFns) as its arguments; tables and caches are rebuilt.
+        return SampleEncoder, (self.layout, self.tasks)
 
     def encode(
         self,
@@ -127,21 +139,45 @@ class SampleEncoder:
         Returns:
           The serialized tf.Example.
         """
+        if len(self._encoded_ids) > _MAX_CACHED_IDS:
+            self._encoded_ids.clear()
+        encoded_id = self._encoded_ids.lookup
         parts = [self._constant]
-        for node_set in (USER, ITEM):
+        for node_set in NODE_SETS:
             ids = node_ids[node_set]
-            encoded = b"".join([self._encoded_id(i) for i in ids])
-            feature = _delimited(0x0A, encoded)  # Feature.bytes_list
-            parts.append(_delimited(0x0A, self._id_keys[node_set] + _delimited(0x12, feature)))
-            mask = bytes([0 if i is None else 1 for i in ids])  # 0/1 varints are one byte
-            feature = _delimited(0x1A, _delimited(0x0A, mask))
-            parts.append(_delimited(0x0A, self._mask_keys[node_set] + _delimited(0x12, feature)))
-        for edge_set in (USER_USER, ITEM_ITEM):
-            feature = _float_feature(weights[edge_set])
-            parts.append(_delimited(0x0A, self._weight_keys[edge_set] + _delimited(0x12, feature)))
+            payload = b"".join(map(encoded_id, ids))  # BytesList.value elements
+            feature_header = b"\x0a" + _varint(len(payload))  # Feature.bytes_list
+            value_header = b"\x12" + _varint(len(feature_header) + len(payload))
+            key = self._id_keys[node_set]
+            size = len(key) + len(value_header) + len(feature_header) + len(payload)
+            parts += (b"\x0a", _varint(size), key, value_header, feature_header, payload)
+            # ids are non-empty, so bool(id) is the mask; 0/1 varints are one byte each.
+            parts += (self._mask_prefix[node_set], bytes(map(bool, ids)))
+        for edge_set in WEIGHTED_EDGE_SETS:
+            parts += (
+                self._weight_prefix[edge_set],
+                self._pack_weights[edge_set](*weights[edge_set]),
+            )
         for entries, label in zip(self._label_entries, labels, strict=True):
             parts.append(entries[label])
-        return _delimited(0x0A, b"".join(parts))  # Example.features
+        body = b"".join(parts)
+        return b"\x0a" + _varint(len(body)) + body  # Example.features
+
+
+def _fixed_prefix(key: str, list_tag: int, payload_size: int) -> bytes:
+    """Bytes of a Features map entry up to its packed values, whose size is fixed.
+
+    Args:
+      key: The feature name.
+      list_tag: 0x12 for a FloatList, 0x1A for an Int64List (one byte per 0/1).
+      payload_size: Size of the packed values in bytes.
+    """
+    values = b"\x0a" + _varint(payload_size)  # XList.value, packed
+    feature = bytes((list_tag,)) + _varint(len(values) + payload_size)
+    value = b"\x12" + _varint(len(feature) + len(values) + payload_size)
+    key_field = _delimited(0x0A, key.encode())
+    entry_size = len(key_field) + len(value) + len(feature) + len(values) + payload_size
+    return b"\x0a" + _varint(entry_size) + key_field + value + feature + values
 
 
 def graph_schema(layout: SampleLayout, tasks: Sequence[str]):

@@ -43,7 +43,8 @@ def _sample(pipeline, pairs, fanouts, strategy, seed=0):
     }
     graphs = rows | BuildGraphs(GraphConfig(top_k=5, max_pivot_degree=50, seed=seed))
     neighbors = graphs | AdjacencyEdges() | RankNeighbors(seed, max(fanouts) + 1)
-    return split | SamplePairs(neighbors, SampleLayout(fanouts), TASKS, strategy)
+    batches = split | SamplePairs(neighbors, SampleLayout(fanouts), TASKS, strategy)
+    return batches | "Unbatch" >> beam.FlatMapTuple(lambda s, records: [(s, r) for r in records])
 
 
 def _segments(sample, layout):

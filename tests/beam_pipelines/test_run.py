@@ -1,0 +1,131 @@
+"""The preprocessing CLI end to end: outputs, statistics, bad input, both samplers."""
+
+import glob
+import json
+import os
+
+import pytest
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+
+from beam_pipelines import run, synthetic
+from tests.beam_pipelines.sample_reader import pair_edges, parse, read_split_records
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    synthetic.generate(str(out), users=150, items=60, seed=3)
+    return str(out)
+
+
+def _run(*args):
+    return run.main(["--runner", "FnApiRunner", *args])
+
+
+def _lines(pattern):
+    return [line for path in sorted(glob.glob(pattern)) for line in open(path) if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def memory_out(data_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("out") / "memory")
+    assert _run("--input", data_dir, "--output", out, "--nested_tasks", "--seed", "5") == 0
+    return out
+
+
+def test_outputs_satisfy_the_contract(memory_out, data_dir):
+    stats = json.load(open(os.path.join(memory_out, "stats.json")))
+    rows = stats["rows"]["interactions"]
+    assert rows["read"] == rows["kept"] + rows["rejected"] and rows["rejected"] == 0
+    n_rows = sum(1 for _ in open(os.path.join(data_dir, "interactions.csv"))) - 1
+    assert rows["read"] == n_rows
+    records = read_split_records(memory_out)
+    assert {s: len(r) for s, r in records.items()} == stats["samples"]
+    assert sum(stats["samples"].values()) == n_rows
+    assert stats["beam_counters"]["rows/read_interactions"] == n_rows
+
+    schema = tfgnn.read_schema(os.path.join(memory_out, "graph_schema.pbtxt"))
+    spec = tfgnn.create_graph_spec_from_schema_pb(schema)
+    graph = tfgnn.parse_example(spec, tf.constant(records["train"][:8]))
+    assert graph.node_sets["user"].sizes.numpy().tolist() == [[121]] * 8
+    layout = json.load(open(os.path.join(memory_out, "layout.json")))
+    assert layout["fanouts"] == [10, 5]
+
+    # No graph holds a held-out edge, and no sample holds its own pair's edge.
+    graph_edges = {tuple(line.split()) for line in _lines(f"{memory_out}/graphs/bipartite-*")}
+    held_out = set()
+    for split in ("valid", "test"):
+        for record in records[split]:
+            sample = parse(record)
+            held_out.add((sample["nodes/user.#id"][0], sample["nodes/item.#id"][0]))
+    assert graph_edges and held_out and not graph_edges & held_out
+    for split_records in records.values():
+        for record in split_records:
+            sample = parse(record)
+            own = (sample["nodes/user.#id"][0], sample["nodes/item.#id"][0])
+            assert own not in pair_edges(sample)
+            assert set(pair_edges(sample)) <= graph_edges
+
+    assert stats["graphs"]["G_user_degree"]["edges"] == len(graph_edges)
+    assert _lines(f"{memory_out}/features/user-*") and _lines(f"{memory_out}/vocab/item-*")
+
+
+def test_join_sampler_writes_the_same_records(memory_out, data_dir, tmp_path):
+    out = str(tmp_path / "join")
+    code = _run(
+        "--input", data_dir, "--output", out, "--nested_tasks", "--seed", "5", "--sampler", "join"
+    )
+    assert code == 0
+    ours, theirs = read_split_records(memory_out), read_split_records(out)
+    assert {s: sorted(r) for s, r in ours.items()} == {s: sorted(r) for s, r in theirs.items()}
+
+
+def test_finished_output_is_kept_unless_overwrite(memory_out, data_dir, capsys):
+    assert _run("--input", data_dir, "--output", memory_out) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+
+
+BAD_CSV = """user_id,item_id,timestamp,click,conversion
+u1,i1,10,1,0
+u1,i2,11,1,1
+u2,i1,12,0,0
+u2,i2,13
+,i3,14,1,0
+u3,i1,15,7,0
+u3,i2,soon,1,0
+u3,i3,16,0,1
+"""
+
+
+def test_bad_rows_go_to_rejected_with_their_reasons(tmp_path):
+    (tmp_path / "log.csv").write_text(BAD_CSV)
+    out = str(tmp_path / "out")
+    assert _run("--input", str(tmp_path / "log.csv"), "--output", out, "--nested_tasks") == 0
+    rejected = [json.loads(line) for line in _lines(f"{out}/rejected/*.jsonl")]
+    assert sorted(r["reason"] for r in rejected) == sorted(
+        ["wrong_column_count", "empty_id", "bad_label", "bad_timestamp", "nested_label_violation"]
+    )
+    assert all(r["table"] == "interactions" and r["source"] == "log.csv" for r in rejected)
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    assert stats["rows"]["interactions"] == {"read": 8, "kept": 3, "rejected": 5}
+    assert stats["rejected"]["interactions"]["bad_label"] == 1
+    assert sum(stats["samples"].values()) == 3
+
+
+def test_entirely_bad_input_fails_with_a_clear_error(tmp_path, capsys):
+    (tmp_path / "log.csv").write_text("user_id,item_id,click,conversion\n,i1,1,0\nu1,i1,5,0\n")
+    out = str(tmp_path / "out")
+    assert _run("--input", str(tmp_path / "log.csv"), "--output", out) == 2
+    assert "no usable interaction rows: 2 read, all rejected" in capsys.readouterr().err
+    assert len(_lines(f"{out}/rejected/*.jsonl")) == 2  # what was read is not lost
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "is empty"), ("user_id,item_id,click,conversion\n", "holds no interaction rows")],
+)
+def test_empty_input_fails_with_a_clear_error(tmp_path, capsys, text, message):
+    (tmp_path / "log.csv").write_text(text)
+    assert _run("--input", str(tmp_path / "log.csv"), "--output", str(tmp_path / "o")) == 2
+    assert message in capsys.readouterr().err
