@@ -130,8 +130,7 @@ def _sum_columns(rows) -> list[int]:
     return [sum(column) for column in zip(*list(rows), strict=True)]
 
 
-def _label_stat(sums: list[int], split: str, tasks: Sequence[str]):
-    sums = sums or [0] * (1 + len(tasks))
+def _label_stat(split: str, sums: list[int], tasks: Sequence[str]):
     counts = {"rows": sums[0], **{f"positives_{t}": sums[1 + k] for k, t in enumerate(tasks)}}
     return "examples", {split: counts}
 
@@ -208,13 +207,12 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         lambda kv, n: records.SPLITS.index(kv[0]), len(records.SPLITS)
     )
     rows = {s: by_split[k] | f"Rows_{s}" >> beam.Values() for k, s in enumerate(records.SPLITS)}
-    for s in records.SPLITS:
-        stat_parts.append(
-            rows[s]
-            | f"Labels_{s}" >> beam.Map(lambda r: (1, *r.labels))
-            | f"SumLabels_{s}" >> beam.CombineGlobally(_sum_columns)
-            | f"LabelStat_{s}" >> beam.Map(_label_stat, s, tasks)
-        )
+    stat_parts.append(
+        split
+        | "Labels" >> beam.MapTuple(lambda s, r: (s, (1, *r.labels)))
+        | "SumLabels" >> beam.CombinePerKey(_sum_columns)
+        | "LabelStats" >> beam.Map(lambda kv: _label_stat(kv[0], kv[1], tasks))
+    )
 
     graph_config = GraphConfig(
         config.sim_top_k, config.max_pivot_degree, config.similarity, config.seed
@@ -325,8 +323,10 @@ def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict
         if counts["read"] != counts["kept"] + counts["rejected"]:
             raise RuntimeError(f"row accounting broken for {table}: {counts}")
     samples = merged.setdefault("samples", {})
-    for split in records.SPLITS:
+    examples = merged.setdefault("examples", {})
+    for split in records.SPLITS:  # empty splits have no statistics of their own
         samples.setdefault(split, 0)
+        examples.setdefault(split, {"rows": 0, **{f"positives_{t}": 0 for t in meta["tasks"]}})
     merged["tasks"] = list(meta["tasks"])
     merged["config"] = {k: v for k, v in asdict(config).items() if k != "extra"}
     merged["config"].update(config.extra)

@@ -20,6 +20,9 @@ from __future__ import annotations
 import math
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_pipelines.hashing import hash64
 
@@ -50,6 +53,46 @@ def similarity(common: int, degree_a: int, degree_b: int, measure: str = COSINE)
     raise ValueError(f"unknown similarity {measure!r}; choose one of {MEASURES}")
 
 
+class _CoOccurrences(beam.DoFn):
+    """(pivot, [(node, degree)]) -> ((a, b, degree a, degree b), shared pivots).
+
+    Counts are summed in the DoFn across a bundle's pivots (flushed every
+    `flush_at` distinct pairs) before they are emitted: one element per pair
+    and pivot was the similarity job's main cost.
+    """
+
+    def __init__(self, cap: int, seed: int, flush_at: int = 1_000_000):
+        self.cap = cap
+        self.seed = seed
+        self.flush_at = flush_at
+        self.capped = beam.metrics.Metrics.counter("similarity", "capped_pivots")
+
+    def start_bundle(self):
+        self.counts: dict[tuple, int] = {}
+
+    def process(self, kv):
+        pivot, members = kv
+        members = sorted(members)
+        if len(members) > self.cap:
+            self.capped.inc()
+            members = sorted(members, key=lambda m: hash64(self.seed, "cap", pivot, m[0]))
+            members = sorted(members[: self.cap])
+        counts = self.counts
+        for x in range(len(members)):
+            a, degree_a = members[x]
+            for b, degree_b in members[x + 1 :]:
+                key = (a, b, degree_a, degree_b)
+                counts[key] = counts.get(key, 0) + 1
+        if len(counts) >= self.flush_at:
+            yield from counts.items()
+            self.counts = {}
+
+    def finish_bundle(self):
+        for item in self.counts.items():
+            yield WindowedValue(item, MIN_TIMESTAMP, [GlobalWindow()])
+        self.counts = {}
+
+
 class CollaborativeSimilarity(beam.PTransform):
     """Top-k collaborative similarity between the nodes on one side of G.
 
@@ -78,25 +121,12 @@ class CollaborativeSimilarity(beam.PTransform):
 
     def expand(self, edges):
         cap, seed, measure = self.cap, self.seed, self.measure
-        capped = beam.metrics.Metrics.counter("similarity", "capped_pivots")
 
         def with_degree(kv):
             node, pivots = kv
             pivots = list(pivots)
             for pivot in pivots:
                 yield pivot, (node, len(pivots))
-
-        def co_occurrences(kv):
-            pivot, members = kv
-            members = sorted(members)
-            if len(members) > cap:
-                capped.inc()
-                members = sorted(members, key=lambda m: hash64(seed, "cap", pivot, m[0]))[:cap]
-                members.sort()
-            for x in range(len(members)):
-                a, degree_a = members[x]
-                for b, degree_b in members[x + 1 :]:
-                    yield (a, b, degree_a, degree_b), 1
 
         def both_directions(kv):
             (a, b, degree_a, degree_b), common = kv
@@ -109,7 +139,7 @@ class CollaborativeSimilarity(beam.PTransform):
             | "GroupByNode" >> beam.GroupByKey()
             | "WithDegree" >> beam.FlatMap(with_degree)
             | "GroupByPivot" >> beam.GroupByKey()
-            | "CoOccurrences" >> beam.FlatMap(co_occurrences)
+            | "CoOccurrences" >> beam.ParDo(_CoOccurrences(cap, seed))
             | "Count" >> beam.CombinePerKey(sum)
             | "Similarity" >> beam.FlatMap(both_directions)
             | "TopK" >> beam.combiners.Top.LargestPerKey(self.top_k)

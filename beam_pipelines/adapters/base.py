@@ -132,7 +132,9 @@ def first_line(path: str) -> str | None:
 
 
 def split_csv(line: str, delimiter: str = ",") -> list[str]:
-    """Splits one CSV line, honouring quotes."""
+    """Splits one CSV line, honouring quotes (the csv module only where there are quotes)."""
+    if '"' not in line:
+        return line.split(delimiter) if line else []
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
