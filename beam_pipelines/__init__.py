@@ -7,3 +7,4 @@ be imported by any module of this package.
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the job's log readable

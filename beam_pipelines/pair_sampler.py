@@ -64,7 +64,7 @@ Lookup = Callable[[tuple[str, str]], "Neighbors | None"]
 # Per channel, per hop: (ids with None for padding, weights).
 ChannelPart = list[tuple[list, list]]
 
-_MAX_CACHED_PARTS = 1_000_000
+_MAX_CACHED_PARTS = 200_000  # about 0.3 GB; cleared whole when full
 _USER_CHANNELS = tuple(c for c in CHANNELS if c.root == USER)
 _ITEM_CHANNELS = tuple(c for c in CHANNELS if c.root == ITEM)
 

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import records, stats
-from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.adapters.base import InputConfig, InputError, files_matching
 from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphConfig, GraphStats
 from beam_pipelines.negative_sampler import AddSampledNegatives
 from beam_pipelines.pair_sampler import MEMORY, RankNeighbors, SamplePairs
@@ -29,6 +29,8 @@ from beam_pipelines.sample_layout import SampleLayout
 from beam_pipelines.sample_writer import WriteSamples
 from beam_pipelines.split import AssignSplits
 
+# Written last, by a run that finished: its OUT is not replaced without --overwrite.
+SUCCESS = "_SUCCESS"
 # Everything a run writes below OUT/, removed before a rerun.
 OUTPUT_ENTRIES = (
     *records.SPLITS,
@@ -40,6 +42,7 @@ OUTPUT_ENTRIES = (
     "graph_schema.pbtxt",
     "layout.json",
     "stats.json",
+    SUCCESS,
 )
 
 
@@ -109,20 +112,33 @@ def _count_rows(kind: str):
     return count
 
 
-def _features_line(kv):
-    node_id, rows = kv
-    rows = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
-    if len(rows) > 1:
-        beam.metrics.Metrics.counter("features", "duplicate_rows").inc(len(rows) - 1)
-    return json.dumps({"id": node_id, **rows[0]}, ensure_ascii=False, sort_keys=True)
+def _features_line(kv) -> str:
+    node_id, features = kv
+    return json.dumps({"id": node_id, **features}, ensure_ascii=False, sort_keys=True)
 
 
-def _feature_kinds(rows: Sequence[dict]) -> dict:
-    kinds = {}
-    for row in rows:
-        for name, value in row.items():
-            kinds[name] = "numeric" if isinstance(value, float) else "categorical"
-    return dict(sorted(kinds.items()))
+class _FeatureKinds(beam.CombineFn):
+    """{feature: "numeric" or "categorical"} over all rows; categorical wins on a mix."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, kinds, row):
+        kinds_of_row = {
+            k: "numeric" if isinstance(v, float) else "categorical" for k, v in row.items()
+        }
+        return self.merge_accumulators([kinds, kinds_of_row])
+
+    def merge_accumulators(self, accumulators):
+        merged = {}
+        for kinds in accumulators:
+            for name, kind in kinds.items():
+                if merged.get(name) != "categorical":
+                    merged[name] = kind
+        return merged
+
+    def extract_output(self, kinds):
+        return dict(sorted(kinds.items()))
 
 
 def _sum_columns(rows) -> list[int]:
@@ -250,7 +266,6 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     ):
         _ = (
             feats
-            | f"Group_{table}" >> beam.GroupByKey()
             | f"Json_{table}" >> beam.Map(_features_line)
             | f"Write_{table}"
             >> beam.io.WriteToText(output_path(config, "features", table), ".jsonl")
@@ -258,9 +273,8 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         stat_parts.append(
             feats
             | f"Rows_{table}_features" >> beam.Values()
-            | f"Kinds_{table}" >> beam.combiners.ToList()
-            | f"KindStat_{table}"
-            >> beam.Map(lambda rs, t=table: ("features", {t: _feature_kinds(rs)}))
+            | f"Kinds_{table}" >> beam.CombineGlobally(_FeatureKinds())
+            | f"KindStat_{table}" >> beam.Map(lambda kinds, t=table: ("features", {t: kinds}))
         )
         _ = rows["train"] | f"Vocab_{table}" >> _Vocabulary(
             output_path(config, "vocab", table), index
@@ -277,22 +291,27 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
 def prepare_output(config: PreprocessConfig, overwrite: bool) -> None:
     """Makes OUT ready for a run without losing a finished one by accident.
 
-    A finished run (one with stats.json) is kept unless `overwrite`; the
-    leftovers of an unfinished run are removed, so no stale shard survives.
+    A finished run (one with a `_SUCCESS` file) is kept unless `overwrite`;
+    the leftovers of an unfinished or failed run are removed, so that no stale
+    shard survives. Call it only once the input has been checked.
 
     Raises:
       InputError: If OUT holds a finished run and `overwrite` is False.
     """
-    if FileSystems.exists(output_path(config, "stats.json")) and not overwrite:
+    if FileSystems.exists(output_path(config, SUCCESS)) and not overwrite:
         raise InputError(
-            f"{config.output} already holds a finished run (stats.json); "
+            f"{config.output} already holds a finished run; "
             "pass --overwrite to replace it or choose another --output"
         )
-    stale = [
-        output_path(config, e) for e in OUTPUT_ENTRIES if FileSystems.exists(output_path(config, e))
-    ]
+    stale = []
+    for entry in OUTPUT_ENTRIES:
+        path = output_path(config, entry)
+        if "://" not in path:
+            stale += [path] if FileSystems.exists(path) else []
+        else:  # object stores: a "directory" is the objects under its prefix
+            stale += files_matching(path) + files_matching(path + "/*")
     if stale:
-        logging.info("removing the previous run's outputs: %s", ", ".join(stale))
+        logging.info("removing the previous run's outputs: %s", ", ".join(stale[:10]))
         FileSystems.delete(stale)
 
 
@@ -352,4 +371,10 @@ def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict
             if read
             else "the input holds no interaction rows"
         )
+    if merged["examples"]["train"]["rows"] == 0:
+        raise InputError(
+            "the training split is empty, so are the graphs; "
+            "lower --test_fraction or use --split random (see stats.json)"
+        )
+    write_text(output_path(config, SUCCESS), "")
     return merged

@@ -172,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     try:
-        pipeline.prepare_output(config, args.overwrite)
         options = PipelineOptions([f"--runner={args.runner}", *beam_args])
         p = beam.Pipeline(options=options)
-        meta = pipeline.build(p, input_config, config)
+        meta = pipeline.build(p, input_config, config)  # checks the input first
+        pipeline.prepare_output(config, args.overwrite)
         pipeline.write_text(
             pipeline.output_path(config, "graph_schema.pbtxt"),
             str(sample_encoder.graph_schema(meta["layout"], meta["tasks"])),

@@ -59,7 +59,7 @@ def _int64_feature(values: Sequence[int]) -> bytes:
     return _delimited(0x1A, _delimited(0x0A, b"".join(_varint(v) for v in values)))
 
 
-_MAX_CACHED_IDS = 2_000_000
+_MAX_CACHED_IDS = 1_000_000
 
 
 class _EncodedIds(dict):

@@ -54,7 +54,6 @@ UI = "ui"  # user -> items of G
 IU = "iu"  # item -> users of G
 UU = "uu"  # user -> similar users (G^U)
 II = "ii"  # item -> similar items (G^I)
-ADJACENCIES = (UI, IU, UU, II)
 
 _OTHER = {USER: ITEM, ITEM: USER}
 # Edge set -> (source node set, target node set); sources are the children.

@@ -40,11 +40,12 @@ def time_cutoff(histogram: list[tuple[int, int]], test_fraction: float) -> int |
     if total == 0 or wanted <= 0:
         return None
     taken = 0
-    for timestamp, n in sorted(histogram, reverse=True):
+    newest_first = sorted(histogram, reverse=True)
+    for timestamp, n in newest_first:
         taken += n
         if taken >= wanted:
             return timestamp
-    return min(t for t, _ in histogram)
+    return newest_first[-1][0]  # only reached through float rounding
 
 
 def _held_out_for_validation(seed: int, record: Interaction, valid_fraction: float) -> bool:

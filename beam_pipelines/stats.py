@@ -14,15 +14,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 
-def named(pcoll, name: str):
-    """Returns a one-element PCollection (name, number of elements of pcoll)."""
-    return (
-        pcoll
-        | f"Count_{name}" >> beam.combiners.Count.Globally()
-        | f"Name_{name}" >> beam.Map(lambda n: (name, n))
-    )
-
-
 def named_value(pcoll, name: str):
     """Returns pcoll (one JSON-serializable value) as (name, value)."""
     return pcoll | f"Name_{name}" >> beam.Map(lambda v: (name, v))

@@ -128,6 +128,6 @@ def to_interaction(
 
 def reject(reason: str, table: str, source: str, row, detail: str) -> beam.pvalue.TaggedOutput:
     """Returns a Rejected record on the `rejected` output and counts it."""
-    beam.metrics.Metrics.counter("validation", f"rejected_{reason}").inc()
+    beam.metrics.Metrics.counter("rejected", f"{table}_{reason}").inc()
     text = row if isinstance(row, str) else repr(row)
     return beam.pvalue.TaggedOutput(REJECTED, Rejected(reason, table, source, text, detail))

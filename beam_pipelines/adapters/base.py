@@ -87,22 +87,30 @@ class AdapterResult(NamedTuple):
 def list_files(path: str) -> list[str]:
     """Returns the files a path names: itself, a glob's matches, or a directory's files.
 
+    Works for local paths and object stores (gs://...), where a "directory" is
+    a prefix: a path that names no file is read as the directory of that name.
+
     Raises:
       InputError: If nothing matches.
     """
-    patterns = [path]
-    if not any(ch in path for ch in "*?[") and FileSystems.exists(path):
-        if not FileSystems.match([path])[0].metadata_list or _is_dir(path):
-            patterns = [FileSystems.join(path, "*")]
-    files = sorted(
-        m.path
-        for result in FileSystems.match(patterns)
-        for m in result.metadata_list
-        if not _is_dir(m.path)
-    )
+    if any(ch in path for ch in "*?["):
+        files = files_matching(path)
+    elif _is_dir(path):
+        files = files_matching(FileSystems.join(path, "*"))
+    else:
+        files = files_matching(path) or files_matching(path.rstrip("/") + "/*")
     if not files:
         raise InputError(f"no input files at {path!r}")
     return files
+
+
+def files_matching(pattern: str) -> list[str]:
+    """Returns the files (not directories) matching a pattern, sorted; [] if none."""
+    try:
+        results = FileSystems.match([pattern])
+    except Exception:  # BeamIOError when nothing matches on some file systems
+        return []
+    return sorted(m.path for r in results for m in r.metadata_list if not _is_dir(m.path))
 
 
 def _is_dir(path: str) -> bool:

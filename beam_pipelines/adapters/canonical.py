@@ -18,6 +18,7 @@ from beam_pipelines.adapters.base import (
     AdapterResult,
     InputConfig,
     InputError,
+    MostFrequentFeatures,
     ReadRows,
     basename,
     columns_of,
@@ -62,14 +63,16 @@ class ReadCanonical(beam.PTransform):
         if len(self.tasks) < 2:
             raise InputError(f"MoGENet needs at least 2 tasks, got {', '.join(self.tasks)}")
         files = list_files(config.input)
-        side = {records.USER_FEATURES: config.user_features, records.ITEM_FEATURES: ""}
-        side[records.ITEM_FEATURES] = config.item_features
+        side = {
+            records.USER_FEATURES: config.user_features,
+            records.ITEM_FEATURES: config.item_features,
+        }
         interaction_files = []
         for path in files:
             kind = file_kind(path)
             table = _side_table_name(path)
-            if table is not None and not side[table]:
-                side[table] = path
+            if table is not None:  # a side table, by its name
+                side[table] = side[table] or path
             elif kind is not None:
                 interaction_files.append(path)
             else:
@@ -158,7 +161,10 @@ class ReadCanonical(beam.PTransform):
             ).with_outputs(REJECTED, main="features")
             rejected.append(parsed[REJECTED])
             kept.append(count_per_table(parsed.features, table, f"Kept_{table}"))
-            features[table] = parsed.features
+            # An id listed more than once gets, per feature, its most frequent value.
+            features[table] = parsed.features | f"PerId_{table}" >> beam.CombinePerKey(
+                MostFrequentFeatures()
+            )
         return AdapterResult(
             interactions=validated.interactions,
             rejected=rejected | "AllRejected" >> beam.Flatten(),
@@ -222,7 +228,7 @@ class _ParseFeatureRow(beam.DoFn):
             return
         features = {}
         for name, value in row.items():
-            if name == self.key or value is None or value == "":
+            if name == self.key or value is None or value == "" or value != value:  # NaN
                 continue
             if name in self.numeric or isinstance(value, float):
                 try:

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
-from beam_pipelines import run, synthetic
+from beam_pipelines import pipeline, run, synthetic
 from tests.beam_pipelines.sample_reader import pair_edges, parse, read_split_records
 
 
@@ -84,6 +84,12 @@ def test_join_sampler_writes_the_same_records(memory_out, data_dir, tmp_path):
 def test_finished_output_is_kept_unless_overwrite(memory_out, data_dir, capsys):
     assert _run("--input", data_dir, "--output", memory_out) == 2
     assert "already holds a finished run" in capsys.readouterr().err
+    # --overwrite with input that cannot be read fails before anything is deleted.
+    missing = os.path.join(data_dir, "missing")
+    assert _run("--input", missing, "--output", memory_out, "--overwrite") == 2
+    assert "no input files" in capsys.readouterr().err
+    assert os.path.exists(os.path.join(memory_out, "_SUCCESS"))
+    assert read_split_records(memory_out)["train"]
 
 
 BAD_CSV = """user_id,item_id,timestamp,click,conversion
@@ -110,6 +116,8 @@ def test_bad_rows_go_to_rejected_with_their_reasons(tmp_path):
     stats = json.load(open(os.path.join(out, "stats.json")))
     assert stats["rows"]["interactions"] == {"read": 8, "kept": 3, "rejected": 5}
     assert stats["rejected"]["interactions"]["bad_label"] == 1
+    assert stats["beam_counters"]["rejected/interactions_bad_label"] == 1
+    assert stats["beam_counters"]["rows/kept_interactions"] == 3
     assert sum(stats["samples"].values()) == 3
 
 
@@ -119,6 +127,10 @@ def test_entirely_bad_input_fails_with_a_clear_error(tmp_path, capsys):
     assert _run("--input", str(tmp_path / "log.csv"), "--output", out) == 2
     assert "no usable interaction rows: 2 read, all rejected" in capsys.readouterr().err
     assert len(_lines(f"{out}/rejected/*.jsonl")) == 2  # what was read is not lost
+    # A failed run is not a finished one: the next run may replace it.
+    assert not os.path.exists(os.path.join(out, "_SUCCESS"))
+    pipeline.prepare_output(pipeline.PreprocessConfig(output=out), overwrite=False)
+    assert not os.path.exists(os.path.join(out, "rejected"))
 
 
 @pytest.mark.parametrize(

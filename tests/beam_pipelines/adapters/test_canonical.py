@@ -173,3 +173,22 @@ def test_input_errors_before_the_job_starts(tmp_path, files, kw, message):
         (tmp_path / name).write_text(text)
     with pytest.raises(InputError, match=message):
         ReadCanonical(InputConfig(input=str(tmp_path), **kw))
+
+
+def test_side_tables_are_never_read_as_interactions(tmp_path):
+    (tmp_path / "log.csv").write_text("user_id,item_id,click,conversion\nu1,i1,1,0\n")
+    (tmp_path / "user_features.csv").write_text("user_id,age\nu1,a3\n")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "items.csv").write_text("item_id,cat\ni1,c\n")
+    config = InputConfig(
+        input=str(tmp_path),
+        user_features=str(tmp_path / "user_features.csv"),
+        item_features=str(other / "items.csv"),
+    )
+    adapter = ReadCanonical(config)
+    assert [p.rsplit("/", 1)[-1] for p in adapter.interaction_files] == ["log.csv"]
+    assert adapter.side_files == {
+        "user_features": str(tmp_path / "user_features.csv"),
+        "item_features": str(other / "items.csv"),
+    }
