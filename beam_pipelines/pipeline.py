@@ -152,7 +152,7 @@ def _label_stat(split: str, sums: list[int], tasks: Sequence[str]):
 
 
 class _Vocabulary(beam.PTransform):
-    """Writes `id<TAB>count` of the training split, most frequent first."""
+    """Writes `id<TAB>count` of the training split (sharded, in no set order)."""
 
     def __init__(self, path: str, field_index: int):
         super().__init__()
@@ -165,10 +165,8 @@ class _Vocabulary(beam.PTransform):
             train
             | "Ids" >> beam.Map(lambda r: r[index])
             | "Count" >> beam.combiners.Count.PerElement()
-            | "All" >> beam.combiners.ToList()
-            | "Sort" >> beam.FlatMap(lambda kv: sorted(kv, key=lambda x: (-x[1], x[0])))
             | "Format" >> beam.MapTuple(lambda node, n: f"{node}\t{n}")
-            | "Write" >> beam.io.WriteToText(self.path, ".tsv", num_shards=1)
+            | "Write" >> beam.io.WriteToText(self.path, ".tsv")
         )
 
 

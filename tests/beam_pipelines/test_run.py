@@ -141,3 +141,28 @@ def test_empty_input_fails_with_a_clear_error(tmp_path, capsys, text, message):
     (tmp_path / "log.csv").write_text(text)
     assert _run("--input", str(tmp_path / "log.csv"), "--output", str(tmp_path / "o")) == 2
     assert message in capsys.readouterr().err
+
+
+def test_positives_only_log_with_negatives_and_random_split(tmp_path):
+    lines = ["user,item,fav,buy"] + [f"u{k % 7},i{3 * k % 37},1,{k % 2}" for k in range(40)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    out = str(tmp_path / "out")
+    code = _run(
+        "--input", str(tmp_path / "log.csv"), "--output", out, "--user_col", "user",
+        "--item_col", "item", "--tasks", "favorite,purchase", "--label_cols", "fav,buy",
+        "--negatives_per_positive", "2", "--split", "random", "--fanouts", "3,2",
+    )  # fmt: skip
+    assert code == 0
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    assert stats["tasks"] == ["favorite", "purchase"]
+    assert stats["config"]["split"] == "random" and stats["negatives_short"] == 0
+    rows = sum(e["rows"] for e in stats["examples"].values())
+    positives = sum(e["positives_favorite"] for e in stats["examples"].values())
+    assert positives == 40 and rows == 40 + 2 * 40
+    records = read_split_records(out)
+    sample = parse(records["train"][0])
+    assert {"context/label_favorite", "context/label_purchase"} <= set(sample)
+    assert (
+        len(sample["nodes/user.#id"])
+        == json.load(open(os.path.join(out, "layout.json")))["node_set_sizes"]["user"]
+    )
