@@ -41,7 +41,7 @@ import apache_beam as beam
 from beam_pipelines.hashing import hash64
 from beam_pipelines.progress import Progress
 from beam_pipelines.records import Interaction
-from beam_pipelines.sample_encoder import SampleEncoder
+from beam_pipelines.sample_encoder import EncodedSegment, SampleEncoder
 from beam_pipelines.sample_layout import (
     CHANNELS,
     ITEM,
@@ -134,11 +134,13 @@ class PairSampler:
         # Pickled (into Beam DoFns) as its arguments, without its cache.
         return PairSampler, (self.layout, self.encoder.tasks)
 
-    def channel_part(self, channel: Channel, user: str, item: str, lookup: Lookup) -> ChannelPart:
-        """Samples one channel of the pair (user, item).
+    def channel_part(
+        self, channel: Channel, user: str, item: str, lookup: Lookup
+    ) -> list[EncodedSegment]:
+        """Samples one channel of the pair (user, item), encoded.
 
         A root's channel is the same in every pair unless the pair's own edge
-        would be in it, so it is computed once per root and cached.
+        would be in it, so it is sampled and encoded once per root and cached.
 
         Args:
           channel: The channel.
@@ -147,18 +149,26 @@ class PairSampler:
           lookup: Ranked neighbours by (adjacency, node).
 
         Returns:
-          Per hop, the sampled ids (None for padding) and edge weights.
+          Per hop, the encoded segment (see SampleEncoder.encode_segment).
         """
         root = user if channel.root == USER else item
         key = (channel.name, root)
-        part = self._cache.get(key)
-        if part is None:
+        cached = self._cache.get(key)
+        if cached is None:
             if len(self._cache) >= _MAX_CACHED_PARTS:
                 self._cache.clear()
-            part = self._cache[key] = self._expand(channel, root, lookup, None, None)
+            part = self._expand(channel, root, lookup, None, None)
+            cached = self._cache[key] = (part, self._encode_part(channel, part))
+        part, encoded = cached
         if channel.bipartite and self._holds_edge(channel, root, part, user, item):
-            part = self._expand(channel, root, lookup, user, item)
-        return part
+            encoded = self._encode_part(channel, self._expand(channel, root, lookup, user, item))
+        return encoded
+
+    def _encode_part(self, channel: Channel, part: ChannelPart) -> list[EncodedSegment]:
+        return [
+            self.encoder.encode_segment(ids, None if channel.bipartite else weights)
+            for ids, weights in part
+        ]
 
     def _holds_edge(self, channel: Channel, root: str, part: ChannelPart, user: str, item: str):
         """Whether a sampled channel holds the edge (user, item)."""
@@ -215,20 +225,24 @@ class PairSampler:
 
     def parts(
         self, channels: Iterable[Channel], user: str, item: str, lookup: Lookup
-    ) -> dict[str, ChannelPart]:
+    ) -> dict[str, list[EncodedSegment]]:
         """Samples several channels of a pair; see `channel_part`."""
         return {c.name: self.channel_part(c, user, item, lookup) for c in channels}
 
-    def encode(self, pair: Interaction, parts: dict[str, ChannelPart]) -> bytes:
-        """Assembles the channel parts in layout order and serializes the sample."""
-        node_ids = {USER: [pair.user_id], ITEM: [pair.item_id]}
-        weights: dict[str, list] = {e: [] for e in WEIGHTED_EDGE_SETS}
+    def encode(self, pair: Interaction, parts: dict[str, list[EncodedSegment]]) -> bytes:
+        """Assembles the encoded channels in layout order and serializes the sample."""
+        encoder = self.encoder
+        segments = {
+            USER: [encoder.encode_segment([pair.user_id])],
+            ITEM: [encoder.encode_segment([pair.item_id])],
+        }
+        weights: dict[str, list[bytes]] = {e: [] for e in WEIGHTED_EDGE_SETS}
         for segment in self.layout.segments:
-            ids, edge_weights = parts[segment.channel][segment.hop - 1]
-            node_ids[segment.node_set].extend(ids)
+            encoded = parts[segment.channel][segment.hop - 1]
+            segments[segment.node_set].append(encoded)
             if segment.edge_set in weights:
-                weights[segment.edge_set].extend(edge_weights)
-        return self.encoder.encode(node_ids, weights, pair.labels)
+                weights[segment.edge_set].append(encoded[2])
+        return encoder.encode_chunks(segments, weights, pair.labels)
 
 
 def _by_split(samples) -> list[tuple[str, list[bytes]]]:

@@ -61,6 +61,9 @@ def _int64_feature(values: Sequence[int]) -> bytes:
 
 _MAX_CACHED_IDS = 1_000_000
 
+# One run of nodes, encoded: (BytesList elements of the ids, mask bytes, packed weights).
+EncodedSegment = tuple[bytes, bytes, bytes]
+
 
 class _EncodedIds(dict):
     """id -> its encoded BytesList element (b"" for None), filled on first use."""
@@ -107,9 +110,6 @@ class SampleEncoder:
             e: _fixed_prefix(f"edges/{e}.{WEIGHT_FEATURE}", 0x12, 4 * layout.edge_set_sizes[e])
             for e in WEIGHTED_EDGE_SETS
         }
-        self._pack_weights = {
-            e: struct.Struct(f"<{layout.edge_set_sizes[e]}f").pack for e in WEIGHTED_EDGE_SETS
-        }
         self._label_entries = [
             (
                 _entry(f"context/{LABEL_PREFIX}{t}", _int64_feature([0])),
@@ -122,6 +122,62 @@ class SampleEncoder:
     def __reduce__(self):
         # Pickled (into Beam DoFns) as its arguments; tables and caches are rebuilt.
         return SampleEncoder, (self.layout, self.tasks)
+
+    def encode_segment(
+        self, ids: Sequence[str | None], weights: Sequence[float] | None = None
+    ) -> EncodedSegment:
+        """Encodes one run of nodes (and their edges' weights) for `encode_chunks`.
+
+        Args:
+          ids: Node ids, None for padding.
+          weights: The weights of the edges of these nodes, if weighted.
+
+        Returns:
+          (BytesList elements of the ids, their mask as packed 0/1 varints,
+          the weights as packed floats or b"").
+        """
+        if len(self._encoded_ids) > _MAX_CACHED_IDS:
+            self._encoded_ids.clear()
+        payload = b"".join(map(self._encoded_ids.lookup, ids))
+        # ids are non-empty, so bool(id) is the mask; 0/1 varints are one byte each.
+        mask = bytes(map(bool, ids))
+        packed = b"" if weights is None else struct.pack(f"<{len(weights)}f", *weights)
+        return payload, mask, packed
+
+    def encode_chunks(
+        self,
+        segments: dict[str, Sequence[EncodedSegment]],
+        weights: dict[str, Sequence[bytes]],
+        labels: Sequence[int],
+    ) -> bytes:
+        """Returns the serialized tf.Example from encoded segments in layout order.
+
+        Args:
+          segments: Per node set, its encoded segments in layout order.
+          weights: Per weighted edge set, its packed weights in layout order.
+          labels: One 0/1 label per task.
+
+        Returns:
+          The serialized tf.Example.
+        """
+        parts = [self._constant]
+        for node_set in NODE_SETS:
+            chunks = segments[node_set]
+            payload = b"".join([c[0] for c in chunks])  # BytesList.value elements
+            feature_header = b"\x0a" + _varint(len(payload))  # Feature.bytes_list
+            value_header = b"\x12" + _varint(len(feature_header) + len(payload))
+            key = self._id_keys[node_set]
+            size = len(key) + len(value_header) + len(feature_header) + len(payload)
+            parts += (b"\x0a", _varint(size), key, value_header, feature_header, payload)
+            parts.append(self._mask_prefix[node_set])
+            parts += [c[1] for c in chunks]
+        for edge_set in WEIGHTED_EDGE_SETS:
+            parts.append(self._weight_prefix[edge_set])
+            parts += weights[edge_set]
+        for entries, label in zip(self._label_entries, labels, strict=True):
+            parts.append(entries[label])
+        body = b"".join(parts)
+        return b"\x0a" + _varint(len(body)) + body  # Example.features
 
     def encode(
         self,
@@ -139,29 +195,9 @@ class SampleEncoder:
         Returns:
           The serialized tf.Example.
         """
-        if len(self._encoded_ids) > _MAX_CACHED_IDS:
-            self._encoded_ids.clear()
-        encoded_id = self._encoded_ids.lookup
-        parts = [self._constant]
-        for node_set in NODE_SETS:
-            ids = node_ids[node_set]
-            payload = b"".join(map(encoded_id, ids))  # BytesList.value elements
-            feature_header = b"\x0a" + _varint(len(payload))  # Feature.bytes_list
-            value_header = b"\x12" + _varint(len(feature_header) + len(payload))
-            key = self._id_keys[node_set]
-            size = len(key) + len(value_header) + len(feature_header) + len(payload)
-            parts += (b"\x0a", _varint(size), key, value_header, feature_header, payload)
-            # ids are non-empty, so bool(id) is the mask; 0/1 varints are one byte each.
-            parts += (self._mask_prefix[node_set], bytes(map(bool, ids)))
-        for edge_set in WEIGHTED_EDGE_SETS:
-            parts += (
-                self._weight_prefix[edge_set],
-                self._pack_weights[edge_set](*weights[edge_set]),
-            )
-        for entries, label in zip(self._label_entries, labels, strict=True):
-            parts.append(entries[label])
-        body = b"".join(parts)
-        return b"\x0a" + _varint(len(body)) + body  # Example.features
+        segments = {s: [self.encode_segment(ids)] for s, ids in node_ids.items()}
+        packed = {e: [self.encode_segment([], w)[2]] for e, w in weights.items()}
+        return self.encode_chunks(segments, packed, labels)
 
 
 def _fixed_prefix(key: str, list_tag: int, payload_size: int) -> bytes:
