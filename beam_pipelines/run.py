@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.prepare_output(config, args.overwrite)
         pipeline.write_text(
             pipeline.output_path(config, "graph_schema.pbtxt"),
-            str(sample_encoder.graph_schema(meta["layout"], meta["tasks"])),
+            sample_encoder.graph_schema_text(meta["tasks"]),
         )
         pipeline.write_text(pipeline.output_path(config, "layout.json"), meta["layout"].to_json())
         logging.info(

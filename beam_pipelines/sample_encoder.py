@@ -216,31 +216,35 @@ def _fixed_prefix(key: str, list_tag: int, payload_size: int) -> bytes:
     return b"\x0a" + _varint(entry_size) + key_field + value + feature + values
 
 
-def graph_schema(layout: SampleLayout, tasks: Sequence[str]):
-    """Returns the tfgnn.GraphSchema proto of the samples.
+def graph_schema_text(tasks: Sequence[str]) -> str:
+    """Returns the samples' tfgnn.GraphSchema in protobuf text format.
+
+    Written as text so that the Beam job needs no TensorFlow; `tfgnn.read_schema`
+    reads it (tested against a schema built with TF-GNN). The schema is the same
+    for every fan-out: `layout.json` holds the offsets.
 
     Args:
-      layout: The sample layout (recorded in the schema's descriptions).
       tasks: Task names, one int64 context feature `label_<task>` each.
-
-    Returns:
-      A `tensorflow_gnn.GraphSchema`.
     """
-    import tensorflow as tf
-    import tensorflow_gnn as tfgnn
 
-    del layout  # The schema is the same for every fan-out; layout.json has the offsets.
-    schema = tfgnn.GraphSchema()
-    for task in tasks:
-        schema.context.features[f"{LABEL_PREFIX}{task}"].dtype = tf.int64.as_datatype_enum
+    def features(named: list[tuple[str, str]], indent: str) -> str:
+        return "".join(
+            f'{indent}features {{\n{indent}  key: "{name}"\n'
+            f"{indent}  value {{\n{indent}    dtype: {dtype}\n{indent}  }}\n{indent}}}\n"
+            for name, dtype in named
+        )
+
+    text = "context {\n"
+    text += features([(f"{LABEL_PREFIX}{t}", "DT_INT64") for t in tasks], "  ")
+    text += "}\n"
     for node_set in NODE_SETS:
-        features = schema.node_sets[node_set].features
-        features[ID_FEATURE].dtype = tf.string.as_datatype_enum
-        features[MASK_FEATURE].dtype = tf.int64.as_datatype_enum
+        text += f'node_sets {{\n  key: "{node_set}"\n  value {{\n'
+        text += features([(ID_FEATURE, "DT_STRING"), (MASK_FEATURE, "DT_INT64")], "    ")
+        text += "  }\n}\n"
     for edge_set in EDGE_SETS:
         source, target = EDGE_SET_ENDPOINTS[edge_set]
-        schema.edge_sets[edge_set].source = source
-        schema.edge_sets[edge_set].target = target
+        text += f'edge_sets {{\n  key: "{edge_set}"\n  value {{\n'
         if edge_set in WEIGHTED_EDGE_SETS:
-            schema.edge_sets[edge_set].features[WEIGHT_FEATURE].dtype = tf.float32.as_datatype_enum
-    return schema
+            text += features([(WEIGHT_FEATURE, "DT_FLOAT")], "    ")
+        text += f'    source: "{source}"\n    target: "{target}"\n  }}\n}}\n'
+    return text

@@ -5,7 +5,7 @@ import random
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
-from beam_pipelines.sample_encoder import SampleEncoder, graph_schema
+from beam_pipelines.sample_encoder import SampleEncoder, graph_schema_text
 from beam_pipelines.sample_layout import EDGE_SET_ENDPOINTS, WEIGHTED_EDGE_SETS, SampleLayout
 
 TASKS = ("click", "conversion")
@@ -65,12 +65,23 @@ def test_records_equal_tfgnn_write_example():
             assert ours == theirs
 
 
-def test_schema_reads_and_parses_a_batch(tmp_path):
+def _reference_schema(tasks):
+    """The schema built with TF-GNN from a GraphTensor of the same shape."""
+    layout = SampleLayout([2])
+    rng = random.Random(1)
+    return tfgnn.create_schema_pb_from_graph_spec(
+        _graph_tensor(layout, *_random_sample(layout, rng)).spec
+    )
+
+
+def test_schema_text_equals_tfgnn_schema_and_parses_a_batch(tmp_path):
     layout = SampleLayout([3, 2])
     encoder = SampleEncoder(layout, TASKS)
     path = tmp_path / "graph_schema.pbtxt"
-    tfgnn.write_schema(graph_schema(layout, TASKS), str(path))
-    spec = tfgnn.create_graph_spec_from_schema_pb(tfgnn.read_schema(str(path)))
+    path.write_text(graph_schema_text(TASKS))
+    schema = tfgnn.read_schema(str(path))
+    assert schema == _reference_schema(TASKS)
+    spec = tfgnn.create_graph_spec_from_schema_pb(schema)
     rng = random.Random(0)
     samples = [encoder.encode(*_random_sample(layout, rng)) for _ in range(4)]
     graph = tfgnn.parse_example(spec, tf.constant(samples))
