@@ -134,6 +134,10 @@ class PairSampler:
         # Pickled (into Beam DoFns) as its arguments, without its cache.
         return PairSampler, (self.layout, self.encoder.tasks)
 
+    def clear_cache(self) -> None:
+        """Forgets the cached channels (when their roots will not come back)."""
+        self._cache.clear()
+
     def channel_part(
         self, channel: Channel, user: str, item: str, lookup: Lookup
     ) -> list[EncodedSegment]:
@@ -270,10 +274,8 @@ class _SampleWithSideInput(beam.DoFn):
         yield from _by_split(samples)
 
 
-class SamplePairsInMemory(beam.PTransform):
-    """The in-memory strategy: ranked neighbour lists as one side input.
-
-    Output: (split, [serialized samples]) batches.
+class _Strategy(beam.PTransform):
+    """A sampling strategy: pairs in, (split, [serialized samples]) batches out.
 
     Args:
       sampler: The PairSampler.
@@ -284,6 +286,10 @@ class SamplePairsInMemory(beam.PTransform):
         super().__init__()
         self.sampler = sampler
         self.neighbors = neighbors
+
+
+class SamplePairsInMemory(_Strategy):
+    """The in-memory strategy: ranked neighbour lists as one side input."""
 
     def expand(self, pairs):
         table = self.neighbors | "ToDict" >> beam.combiners.ToDict()
@@ -381,23 +387,15 @@ class _SampleRootChannels(beam.DoFn):
                 samples.append((split, self.sampler.encode(pair, parts)))
             else:
                 yield pair.item_id, (split, pair, parts)
+        # Pairs arrive grouped by this root: its channels are not needed again.
+        self.sampler.clear_cache()
         if samples:
             self.progress.step(len(samples))
             yield from _by_split(samples)
 
 
-class SamplePairsByJoin(beam.PTransform):
-    """The join strategy: neighbourhoods joined to pairs, no whole-graph state.
-
-    Args:
-      sampler: The PairSampler.
-      neighbors: PCollection of ((adjacency, node), Neighbors) from RankNeighbors.
-    """
-
-    def __init__(self, sampler: PairSampler, neighbors):
-        super().__init__()
-        self.sampler = sampler
-        self.neighbors = neighbors
+class SamplePairsByJoin(_Strategy):
+    """The join strategy: neighbourhoods joined to pairs, no whole-graph state."""
 
     def expand(self, pairs):
         num_hops = self.sampler.layout.num_hops

@@ -58,10 +58,10 @@ import apache_beam as beam
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import (
-    AdapterResult,
     InputConfig,
     InputError,
     MostFrequentFeatures,
+    adapter_result,
     basename,
     count_per_table,
     list_files,
@@ -189,13 +189,13 @@ class ReadAliCCP(beam.PTransform):
             count_per_table(common.rows, records.COMMON_FEATURES, "KeptCommon"),
         ]
         rejected = [skeleton[REJECTED], common[REJECTED], joined[REJECTED]]
-        return AdapterResult(
+        return adapter_result(
             interactions=joined.interactions,
-            rejected=rejected | "AllRejected" >> beam.Flatten(),
+            rejected=rejected,
             user_features=user_features,
             item_features=item_features,
-            rows_read=read | "AllRead" >> beam.Flatten(),
-            rows_kept=kept | "AllKept" >> beam.Flatten(),
+            rows_read=read,
+            rows_kept=kept,
             tasks=self.tasks,
             has_time=False,
         )

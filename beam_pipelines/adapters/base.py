@@ -84,6 +84,29 @@ class AdapterResult(NamedTuple):
     has_time: bool
 
 
+def adapter_result(
+    interactions,
+    rejected: list,
+    user_features,
+    item_features,
+    rows_read: list,
+    rows_kept: list,
+    tasks: tuple[str, ...],
+    has_time: bool,
+) -> AdapterResult:
+    """Returns an AdapterResult, flattening the lists of PCollections it is given."""
+    return AdapterResult(
+        interactions=interactions,
+        rejected=rejected | "AllRejected" >> beam.Flatten(),
+        user_features=user_features,
+        item_features=item_features,
+        rows_read=rows_read | "AllRead" >> beam.Flatten(),
+        rows_kept=rows_kept | "AllKept" >> beam.Flatten(),
+        tasks=tasks,
+        has_time=has_time,
+    )
+
+
 def list_files(path: str) -> list[str]:
     """Returns the files a path names: itself, a glob's matches, or a directory's files.
 

@@ -15,11 +15,11 @@ import apache_beam as beam
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import (
-    AdapterResult,
     InputConfig,
     InputError,
     MostFrequentFeatures,
     ReadRows,
+    adapter_result,
     basename,
     columns_of,
     count_per_table,
@@ -165,13 +165,13 @@ class ReadCanonical(beam.PTransform):
             features[table] = parsed.features | f"PerId_{table}" >> beam.CombinePerKey(
                 MostFrequentFeatures()
             )
-        return AdapterResult(
+        return adapter_result(
             interactions=validated.interactions,
-            rejected=rejected | "AllRejected" >> beam.Flatten(),
+            rejected=rejected,
             user_features=features[records.USER_FEATURES],
             item_features=features[records.ITEM_FEATURES],
-            rows_read=read_counts | "AllRead" >> beam.Flatten(),
-            rows_kept=kept | "AllKept" >> beam.Flatten(),
+            rows_read=read_counts,
+            rows_kept=kept,
             tasks=self.tasks,
             has_time=bool(self.time_col),
         )

@@ -52,11 +52,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import (
-    AdapterResult,
     InputConfig,
     InputError,
     MostFrequentFeatures,
     ReadRows,
+    adapter_result,
     basename,
     columns_of,
     count_per_table,
@@ -208,13 +208,13 @@ class ReadTmall(beam.PTransform):
         else:
             user_features = pbegin | "NoUserInfo" >> beam.Create([])
 
-        return AdapterResult(
+        return adapter_result(
             interactions=interactions,
-            rejected=rejected | "AllRejected" >> beam.Flatten(),
+            rejected=rejected,
             user_features=user_features,
             item_features=item_features,
-            rows_read=read | "AllRead" >> beam.Flatten(),
-            rows_kept=kept | "AllKept" >> beam.Flatten(),
+            rows_read=read,
+            rows_kept=kept,
             tasks=self.tasks,
             has_time=True,
         )

@@ -4,12 +4,13 @@ import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
-from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
+from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import records
 from beam_pipelines.adapters.aliccp import ReadAliCCP, parse_feature_list
 from beam_pipelines.adapters.base import InputConfig, InputError
 from beam_pipelines.records import Interaction
+from tests.beam_pipelines.adapters.row_balance import balance, balanced
 
 
 def _entries(pairs, value="1.0"):
@@ -102,34 +103,6 @@ def aliccp_dir(tmp_path):
     return tmp_path
 
 
-def _balance(result):
-    """(table, read, kept, rejected) per table."""
-    rejected = (
-        result.rejected
-        | "RejectedTable" >> beam.Map(lambda r: (r.table, 1))
-        | "CountRejected" >> beam.CombinePerKey(sum)
-    )
-    return (
-        {"read": result.rows_read, "kept": result.rows_kept, "rejected": rejected}
-        | "JoinCounts" >> beam.CoGroupByKey()
-        | "Balance"
-        >> beam.MapTuple(lambda t, g: (t, sum(g["read"]), sum(g["kept"]), sum(g["rejected"])))
-    )
-
-
-def _balanced(tables):
-    """Returns a matcher: every table in `tables`, and read = kept + rejected in each."""
-
-    def match(actual):
-        if sorted(t for t, *_ in actual) != sorted(tables):
-            raise BeamAssertException(f"tables {actual} != {tables}")
-        for table, read, kept, rejected in actual:
-            if read != kept + rejected:
-                raise BeamAssertException(f"{table}: read {read} != {kept} kept + {rejected} rej")
-
-    return match
-
-
 def test_parse_feature_list():
     assert parse_feature_list(_entries([("205", "i1"), ("210", "a"), ("210", "b")]), "3") == {
         "205": "i1",
@@ -184,8 +157,8 @@ def test_read_directory(aliccp_dir):
         label="Kept",
     )
     assert_that(
-        _balance(result),
-        _balanced([records.INTERACTIONS, records.COMMON_FEATURES]),
+        balance(result),
+        balanced([records.INTERACTIONS, records.COMMON_FEATURES]),
         label="Balance",
     )
     run = p.run()

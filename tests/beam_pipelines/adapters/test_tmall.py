@@ -7,12 +7,13 @@ from collections import Counter
 import apache_beam as beam
 import pytest
 from apache_beam.testing import test_pipeline
-from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
+from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import InputConfig, InputError
 from beam_pipelines.adapters.tmall import ReadTmall, parse_mmdd
 from beam_pipelines.records import Interaction
+from tests.beam_pipelines.adapters.row_balance import balance, balanced
 
 LOG_HEADER = "user_id,item_id,cat_id,seller_id,brand_id,time_stamp,action_type"
 GOOD_LOG = [
@@ -89,34 +90,6 @@ def tmall_dir(tmp_path):
     return tmp_path
 
 
-def _balance(result):
-    """(table, read, kept, rejected) per table."""
-    rejected = (
-        result.rejected
-        | "RejectedTable" >> beam.Map(lambda r: (r.table, 1))
-        | "CountRejected" >> beam.CombinePerKey(sum)
-    )
-    return (
-        {"read": result.rows_read, "kept": result.rows_kept, "rejected": rejected}
-        | "JoinCounts" >> beam.CoGroupByKey()
-        | "Balance"
-        >> beam.MapTuple(lambda t, g: (t, sum(g["read"]), sum(g["kept"]), sum(g["rejected"])))
-    )
-
-
-def _balanced(tables):
-    """Returns a matcher: every table in `tables`, and read = kept + rejected in each."""
-
-    def match(actual):
-        if sorted(t for t, *_ in actual) != sorted(tables):
-            raise BeamAssertException(f"tables {actual} != {tables}")
-        for table, read, kept, rejected in actual:
-            if read != kept + rejected:
-                raise BeamAssertException(f"{table}: read {read} != {kept} kept + {rejected} rej")
-
-    return match
-
-
 def test_parse_mmdd():
     assert parse_mmdd("511") == _day(5, 11)
     assert parse_mmdd(" 1111 ") == _day(11, 11)
@@ -174,8 +147,8 @@ def test_read_directory(tmall_dir):
             label="Kept",
         )
         assert_that(
-            _balance(result),
-            _balanced([records.INTERACTIONS, records.USER_FEATURES]),
+            balance(result),
+            balanced([records.INTERACTIONS, records.USER_FEATURES]),
             label="Balance",
         )
 
