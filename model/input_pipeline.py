@@ -1,0 +1,215 @@
+"""tf.data input pipeline over the preprocessing job's TFRecord samples.
+
+Reads `OUT/<split>/*.tfrecord` with the schema and layout written beside them
+(`graph_schema.pbtxt`, `layout.json`) and yields (inputs, labels) batches, the
+labels taken out of the graph before the model sees it:
+
+  * ``dense`` (default): the fixed sample layout read as dense tensors with
+    `tf.io.parse_example` — `<set>_ids` [B, n] strings, `<set>_mask` [B, n]
+    float32 for node sets `user` and `item`, `<set>_weight` [B, m] float32 for
+    `user_user` and `item_item` — the fast path: no ragged tensors, no edge
+    lists (the layout says which slot is which);
+  * ``graph``: a `tfgnn.GraphTensor` parsed with the schema, without its
+    `label_<task>` context features.
+
+Labels are a dict {task: [B] float32}.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+
+from beam_pipelines.sample_layout import (
+    ID_FEATURE,
+    LABEL_PREFIX,
+    MASK_FEATURE,
+    NODE_SETS,
+    WEIGHT_FEATURE,
+    WEIGHTED_EDGE_SETS,
+    SampleLayout,
+)
+
+DENSE = "dense"
+GRAPH = "graph"
+
+
+class DataError(ValueError):
+    """The data directory cannot be used as asked: a one-line message."""
+
+
+class DataSpec:
+    """What a preprocessing output directory holds.
+
+    Args:
+      data_dir: The --output directory of `beam_pipelines.run`.
+
+    Raises:
+      DataError: If the directory, its schema or its layout is missing.
+    """
+
+    def __init__(self, data_dir: str):
+        if not tf.io.gfile.isdir(data_dir):
+            raise DataError(f"no such data directory: {data_dir}")
+        self.data_dir = data_dir
+        schema_path = os.path.join(data_dir, "graph_schema.pbtxt")
+        layout_path = os.path.join(data_dir, "layout.json")
+        for path in (schema_path, layout_path):
+            if not tf.io.gfile.exists(path):
+                raise DataError(
+                    f"{data_dir} has no {os.path.basename(path)}: "
+                    "is it the --output of python -m beam_pipelines.run?"
+                )
+        self.schema_path = schema_path
+        with tf.io.gfile.GFile(layout_path) as f:
+            self.layout = SampleLayout.from_json(f.read())
+        self.schema = tfgnn.read_schema(schema_path)
+        self.tasks = tuple(
+            sorted(
+                name[len(LABEL_PREFIX) :]
+                for name in self.schema.context.features
+                if name.startswith(LABEL_PREFIX)
+            )
+        )
+
+    def check_tasks(self, tasks) -> tuple[str, ...]:
+        """Returns the tasks, checked against the schema's label features.
+
+        Raises:
+          DataError: Naming the first task without a `label_<task>` feature.
+        """
+        for task in tasks:
+            if task not in self.tasks:
+                raise DataError(
+                    f"task {task!r} has no context feature {LABEL_PREFIX}{task} in "
+                    f"{self.schema_path} (its tasks: {', '.join(self.tasks) or 'none'})"
+                )
+        return tuple(tasks)
+
+    def files(self, split: str) -> list[str]:
+        """Returns the split's TFRecord files.
+
+        Raises:
+          DataError: If the split has no files.
+        """
+        pattern = os.path.join(self.data_dir, split, "*.tfrecord*")
+        files = sorted(tf.io.gfile.glob(pattern))
+        if not files:
+            raise DataError(f"no examples: nothing matches {pattern}")
+        return files
+
+    def dense_feature_spec(self, tasks) -> dict:
+        """Returns the tf.io.parse_example spec of the fixed layout and labels."""
+        spec = {}
+        for node_set in NODE_SETS:
+            size = self.layout.node_set_sizes[node_set]
+            spec[f"nodes/{node_set}.{ID_FEATURE}"] = tf.io.FixedLenFeature([size], tf.string)
+            spec[f"nodes/{node_set}.{MASK_FEATURE}"] = tf.io.FixedLenFeature([size], tf.int64)
+        for edge_set in WEIGHTED_EDGE_SETS:
+            size = self.layout.edge_set_sizes[edge_set]
+            spec[f"edges/{edge_set}.{WEIGHT_FEATURE}"] = tf.io.FixedLenFeature([size], tf.float32)
+        for task in tasks:
+            spec[f"context/{LABEL_PREFIX}{task}"] = tf.io.FixedLenFeature([1], tf.int64)
+        return spec
+
+
+def make_dataset(
+    data_dir: str,
+    split: str,
+    batch_size: int,
+    *,
+    tasks=None,
+    mode: str = DENSE,
+    shuffle: bool = True,
+    deterministic: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """Returns a dataset of (inputs, labels) batches of one split.
+
+    Args:
+      data_dir: The --output directory of `beam_pipelines.run`.
+      split: "train", "valid" or "test".
+      batch_size: Examples per batch (the last batch may be smaller).
+      tasks: Task names; None means every `label_<task>` in the schema.
+      mode: "dense" (fast path) or "graph" (GraphTensor); see the module doc.
+      shuffle: Whether to shuffle files and examples.
+      deterministic: Same order on every run (seeded shuffles, ordered reads).
+      seed: Seed of the shuffles.
+      repeat: Whether to repeat forever.
+      shuffle_buffer: Examples in the shuffle buffer.
+
+    Returns:
+      A `tf.data.Dataset`.
+
+    Raises:
+      DataError: If the data directory, its schema or examples are missing, or
+        a task has no label in the schema.
+      ValueError: For an unknown mode.
+    """
+    if mode not in (DENSE, GRAPH):
+        raise ValueError(f"unknown mode {mode!r}; choose {DENSE} or {GRAPH}")
+    spec = DataSpec(data_dir)
+    tasks = spec.check_tasks(spec.tasks if tasks is None else tasks)
+    files = spec.files(split)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    data = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        data = data.shuffle(len(files), seed=seed if deterministic else None)
+    data = data.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+    if shuffle:
+        data = data.shuffle(shuffle_buffer, seed=seed if deterministic else None)
+    if repeat:
+        data = data.repeat()
+    data = data.batch(batch_size)
+    if mode == DENSE:
+        parse = _dense_parser(spec, tasks)
+    else:
+        parse = _graph_parser(spec, tasks)
+    data = data.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return data.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _labels(features: dict, tasks) -> dict:
+    return {
+        task: tf.cast(tf.squeeze(features[f"context/{LABEL_PREFIX}{task}"], -1), tf.float32)
+        for task in tasks
+    }
+
+
+def _dense_parser(spec: DataSpec, tasks):
+    feature_spec = spec.dense_feature_spec(tasks)
+
+    def parse(serialized):
+        features = tf.io.parse_example(serialized, feature_spec)
+        inputs = {}
+        for node_set in NODE_SETS:
+            inputs[f"{node_set}_ids"] = features[f"nodes/{node_set}.{ID_FEATURE}"]
+            mask = features[f"nodes/{node_set}.{MASK_FEATURE}"]
+            inputs[f"{node_set}_mask"] = tf.cast(mask, tf.float32)
+        for edge_set in WEIGHTED_EDGE_SETS:
+            inputs[f"{edge_set}_weight"] = features[f"edges/{edge_set}.{WEIGHT_FEATURE}"]
+        return inputs, _labels(features, tasks)
+
+    return parse
+
+
+def _graph_parser(spec: DataSpec, tasks):
+    graph_spec = tfgnn.create_graph_spec_from_schema_pb(spec.schema)
+    label_names = [f"{LABEL_PREFIX}{t}" for t in spec.tasks]
+
+    def parse(serialized):
+        graph = tfgnn.parse_example(graph_spec, serialized)
+        labels = _labels({f"context/{n}": graph.context[n] for n in label_names}, tasks)
+        return graph.remove_features(context=label_names), labels
+
+    return parse
