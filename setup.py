@@ -7,6 +7,7 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "tf-keras==2.21.0",
+    "tensorboard==2.20.0",  # tf.summary for the TensorBoard logs of model.train
     "tensorflow-gnn==1.0.3",
     "tensorflow-recommenders==0.7.7",
     "apache-beam[tfrecord]==2.77.0",

@@ -17,6 +17,7 @@ Labels are a dict {task: [B] float32}.
 
 from __future__ import annotations
 
+import json
 import os
 
 import tensorflow as tf
@@ -100,6 +101,21 @@ class DataSpec:
             raise DataError(f"no examples: nothing matches {pattern}")
         return files
 
+    def num_examples(self, split: str) -> int:
+        """Returns the split's number of examples (from stats.json, else by counting).
+
+        Raises:
+          DataError: If the split has no files.
+        """
+        stats_path = os.path.join(self.data_dir, "stats.json")
+        if tf.io.gfile.exists(stats_path):
+            with tf.io.gfile.GFile(stats_path) as f:
+                count = json.load(f).get("samples", {}).get(split)
+            if count is not None:
+                return int(count)
+        files = self.files(split)
+        return int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1))
+
     def dense_feature_spec(self, tasks) -> dict:
         """Returns the tf.io.parse_example spec of the fixed layout and labels."""
         spec = {}
@@ -127,6 +143,8 @@ def make_dataset(
     seed: int = 0,
     repeat: bool = False,
     shuffle_buffer: int = 10_000,
+    entities=None,
+    keep_root_ids: bool = False,
 ) -> tf.data.Dataset:
     """Returns a dataset of (inputs, labels) batches of one split.
 
@@ -141,6 +159,11 @@ def make_dataset(
       seed: Seed of the shuffles.
       repeat: Whether to repeat forever.
       shuffle_buffer: Examples in the shuffle buffer.
+      entities: Dense mode only: {node set: `model.entities.EntityTable`}; if
+        given, `<set>_ids` are replaced by int32 `<set>_index` (unknown ids
+        and padding -> 0), so the batches hold no strings.
+      keep_root_ids: With `entities`, also keep the roots' string ids as
+        `user_id` and `item_id` [B] (e.g. to group examples by user).
 
     Returns:
       A `tf.data.Dataset`.
@@ -172,7 +195,7 @@ def make_dataset(
         data = data.repeat()
     data = data.batch(batch_size)
     if mode == DENSE:
-        parse = _dense_parser(spec, tasks)
+        parse = _dense_parser(spec, tasks, entities, keep_root_ids)
     else:
         parse = _graph_parser(spec, tasks)
     data = data.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
@@ -186,14 +209,21 @@ def _labels(features: dict, tasks) -> dict:
     }
 
 
-def _dense_parser(spec: DataSpec, tasks):
+def _dense_parser(spec: DataSpec, tasks, entities=None, keep_root_ids=False):
     feature_spec = spec.dense_feature_spec(tasks)
+    tables = {s: entities[s].lookup_table() for s in NODE_SETS} if entities else None
 
     def parse(serialized):
         features = tf.io.parse_example(serialized, feature_spec)
         inputs = {}
         for node_set in NODE_SETS:
-            inputs[f"{node_set}_ids"] = features[f"nodes/{node_set}.{ID_FEATURE}"]
+            ids = features[f"nodes/{node_set}.{ID_FEATURE}"]
+            if tables is None:
+                inputs[f"{node_set}_ids"] = ids
+            else:
+                inputs[f"{node_set}_index"] = tables[node_set].lookup(ids)
+                if keep_root_ids:
+                    inputs[f"{node_set}_id"] = ids[:, 0]
             mask = features[f"nodes/{node_set}.{MASK_FEATURE}"]
             inputs[f"{node_set}_mask"] = tf.cast(mask, tf.float32)
         for edge_set in WEIGHTED_EDGE_SETS:

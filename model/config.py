@@ -1,0 +1,170 @@
+"""Every size and switch of the model and its training, with the paper's defaults.
+
+`ModelConfig` and `TrainConfig` are dataclasses whose defaults are the paper's
+§3 settings (d = 64, L = 2, fan-outs from the data, 4 experts of [32, 32],
+Adam lr 1e-4, batch 256, β = 1e-6, λ = 1e-3). `add_flags` turns every field
+into a command-line flag of the same name (`--kappa concat`,
+`--expert_units 64,32`, `--no-uncertainty`), and `from_flags` reads them
+back, so `python -m model.train --help` lists them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+
+KAPPAS = ("product", "concat", "add", "mlp")
+CHANNELS = ("G", "U", "I")
+EDGE_WEIGHTS = ("prior", "scale", "none")
+STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The model's sizes and switches.
+
+    Attributes:
+      model: Model name ("mogenet"; baselines come with the experiments).
+      embedding_dim: d, the size of the shared encodings and channel states.
+      num_layers: L, MGNN layers (at most the samples' number of hops).
+      channels: Graph channels run by the MGNN: "G" (bipartite), "U" (user
+        similarity G^U), "I" (item similarity G^I). A channel that is off
+        leaves its roots at their shared encodings.
+      edge_weight: How similarity weights enter the attention: "prior" adds
+        log w to the attention logits (α ∝ w·exp(e)), "scale" multiplies each
+        message by w, "none" ignores them.
+      leaky_relu_alpha: Negative slope of every LeakyReLU.
+      kappa: κ, the interaction of two channel states in Z.
+      num_experts: N, experts in the mixture.
+      graph_experts: How many experts (from the first) are graph enhanced,
+        0..min(N, 4); 0 runs no MGNN at all (plain MMoE).
+      expert_units: Hidden sizes of each expert's MLP.
+      uncertainty: Weight the task losses by learned uncertainty (loss i
+        with this off is the plain sum of BCEs).
+      cooperative: Add the cooperative loss (ii).
+      l2: Add the L2 penalty (iii).
+      beta: β, weight of the cooperative loss.
+      l2_lambda: λ, weight of the L2 penalty.
+    """
+
+    model: str = "mogenet"
+    embedding_dim: int = 64
+    num_layers: int = 2
+    channels: tuple[str, ...] = CHANNELS
+    edge_weight: str = "prior"
+    leaky_relu_alpha: float = 0.2
+    kappa: str = "product"
+    num_experts: int = 4
+    graph_experts: int = 4
+    expert_units: tuple[int, ...] = (32, 32)
+    uncertainty: bool = True
+    cooperative: bool = True
+    l2: bool = True
+    beta: float = 1e-6
+    l2_lambda: float = 1e-3
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        self.expert_units = tuple(int(u) for u in self.expert_units)
+        _check_choice("kappa", self.kappa, KAPPAS)
+        _check_choice("edge_weight", self.edge_weight, EDGE_WEIGHTS)
+        for channel in self.channels:
+            _check_choice("channels", channel, CHANNELS)
+        if not 0 <= self.graph_experts <= min(self.num_experts, 4):
+            raise ValueError(
+                f"graph_experts must be in 0..{min(self.num_experts, 4)}, got {self.graph_experts}"
+            )
+        if self.num_layers < 1 or self.embedding_dim < 1 or self.num_experts < 1:
+            raise ValueError("num_layers, embedding_dim and num_experts must be positive")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How the model is trained.
+
+    Attributes:
+      learning_rate: Adam's learning rate.
+      batch_size: Global batch size.
+      epochs: Maximum epochs.
+      patience: Epochs without a better validation GAUC before stopping.
+      seed: Seed of the initialisation and the shuffles.
+      deterministic: Same example order on every run.
+      strategy: tf.distribute strategy (multi_worker and parameter_server
+        read the cluster from TF_CONFIG).
+      jit_compile: Compile the training step with XLA.
+      steps_per_execution: Training steps per call into the compiled loop.
+      shuffle_buffer: Examples in the shuffle buffer.
+    """
+
+    learning_rate: float = 1e-4
+    batch_size: int = 256
+    epochs: int = 20
+    patience: int = 3
+    seed: int = 0
+    deterministic: bool = False
+    strategy: str = "default"
+    jit_compile: bool = True
+    steps_per_execution: int = 16
+    shuffle_buffer: int = 10_000
+
+    def __post_init__(self):
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        if self.batch_size < 1 or self.epochs < 1 or self.steps_per_execution < 1:
+            raise ValueError("batch_size, epochs and steps_per_execution must be positive")
+
+
+def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
+    """Adds one flag per field of a config dataclass, defaulting to the field's default."""
+    hints = typing.get_type_hints(config_class)
+    group = parser.add_argument_group(config_class.__name__)
+    for field in dataclasses.fields(config_class):
+        kind = hints[field.name]
+        help_text = f"(default: {_show(field.default)})"
+        if kind is bool:
+            group.add_argument(
+                f"--{field.name}",
+                action=argparse.BooleanOptionalAction,
+                default=field.default,
+                help=help_text,
+            )
+        elif typing.get_origin(kind) is tuple:
+            element = typing.get_args(kind)[0]
+            group.add_argument(
+                f"--{field.name}",
+                type=lambda text, element=element: tuple(
+                    element(v) for v in text.split(",") if v.strip()
+                ),
+                default=field.default,
+                metavar="A,B,...",
+                help=help_text,
+            )
+        else:
+            group.add_argument(f"--{field.name}", type=kind, default=field.default, help=help_text)
+
+
+def from_flags(args: argparse.Namespace, config_class):
+    """Returns the config dataclass filled from parsed flags."""
+    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)})
+
+
+def to_json(config) -> str:
+    """Returns a config dataclass as JSON."""
+    return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
+
+
+def from_json(text: str, config_class):
+    """Rebuilds a config dataclass from `to_json` output (unknown keys are an error)."""
+    return config_class(**json.loads(text))
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _show(value):
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return value

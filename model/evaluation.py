@@ -1,0 +1,151 @@
+"""Scoring a split and the paper's metrics on it; the validation callback.
+
+GAUC needs every example of a user, so it is computed over the whole split
+after a pass of predictions, not per batch: `evaluate_split` predicts a split
+(in file order, deterministically) and returns AUC, GAUC and log loss per
+task, the mean gate weight of every expert per task, and `gauc`, the mean of
+the tasks' GAUCs (what early stopping watches).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from model import metrics
+from model.input_pipeline import make_dataset
+
+
+class Predictions:
+    """A split's predictions.
+
+    Attributes:
+      user_ids: [N] root user ids (bytes).
+      item_ids: [N] root item ids (bytes).
+      labels: {task: [N] float} labels.
+      scores: {task: [N] float} predicted probabilities.
+      gates: [N, K, N_experts] gate weights.
+    """
+
+    def __init__(self, user_ids, item_ids, labels, scores, gates):
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self.labels = labels
+        self.scores = scores
+        self.gates = gates
+
+
+def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -> Predictions:
+    """Predicts every example of a split, in file order.
+
+    Args:
+      model: A built model with `forward`, `probabilities` and `task_names`.
+      data_dir: The preprocessing output directory.
+      split: "train", "valid" or "test".
+      batch_size: Examples per batch.
+      entities: {node set: EntityTable} of the model.
+
+    Returns:
+      The split's `Predictions`.
+    """
+    tasks = model.task_names
+    data = make_dataset(
+        data_dir,
+        split,
+        batch_size,
+        tasks=tasks,
+        shuffle=False,
+        deterministic=True,
+        entities=entities,
+        keep_root_ids=True,
+    )
+
+    @tf.function
+    def score(inputs):
+        logits, gates = model.forward(inputs)
+        return model.probabilities(logits), gates
+
+    users, items, gates = [], [], []
+    labels = {t: [] for t in tasks}
+    scores = {t: [] for t in tasks}
+    for inputs, batch_labels in data:
+        users.append(inputs.pop("user_id").numpy())
+        items.append(inputs.pop("item_id").numpy())
+        probabilities, batch_gates = score(inputs)
+        gates.append(batch_gates.numpy())
+        for task in tasks:
+            labels[task].append(batch_labels[task].numpy())
+            scores[task].append(probabilities[task].numpy())
+    return Predictions(
+        np.concatenate(users),
+        np.concatenate(items),
+        {t: np.concatenate(v) for t, v in labels.items()},
+        {t: np.concatenate(v) for t, v in scores.items()},
+        np.concatenate(gates),
+    )
+
+
+def split_metrics(predictions: Predictions) -> dict:
+    """Returns {task: {"auc", "gauc", "log_loss", "examples", "positives"}} and "gauc".
+
+    The top-level "gauc" is the mean of the tasks' GAUCs.
+    """
+    result = {}
+    for task, labels in predictions.labels.items():
+        scores = predictions.scores[task]
+        result[task] = {
+            "auc": metrics.auc(labels, scores),
+            "gauc": metrics.gauc(predictions.user_ids, labels, scores),
+            "log_loss": metrics.log_loss(labels, scores),
+            "examples": int(len(labels)),
+            "positives": int(labels.sum()),
+        }
+    result["gauc"] = float(np.mean([result[t]["gauc"] for t in predictions.labels]))
+    return result
+
+
+def evaluate_split(model, data_dir, split, batch_size, entities) -> dict:
+    """Returns `split_metrics` of the split's predictions."""
+    return split_metrics(predict_split(model, data_dir, split, batch_size, entities))
+
+
+class ValidationMetrics(tf.keras.callbacks.Callback):
+    """Adds validation AUC, GAUC, log loss, σ_k and mean gate weights to the epoch logs.
+
+    Put it before the callbacks that read them (EarlyStopping on "val_gauc",
+    TensorBoard, CSVLogger): Keras passes one logs dict down the list. Keys:
+    `val_gauc`, `val_<task>_{auc,gauc,log_loss}`, `sigma_<task>` (the learned
+    task uncertainty) and `gate_<task>_expert<n>` (mean gate weight on the
+    validation split).
+
+    Args:
+      data_dir: The preprocessing output directory.
+      batch_size: Examples per prediction batch.
+      entities: {node set: EntityTable} of the model.
+      split: The split to evaluate.
+    """
+
+    def __init__(self, data_dir, batch_size, entities, split="valid"):
+        super().__init__()
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.entities = entities
+        self.split = split
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        predictions = predict_split(
+            self.model, self.data_dir, self.split, self.batch_size, self.entities
+        )
+        result = split_metrics(predictions)
+        logs["val_gauc"] = result["gauc"]
+        for task in self.model.task_names:
+            for name in ("auc", "gauc", "log_loss"):
+                logs[f"val_{task}_{name}"] = result[task][name]
+        sigmas = self.model.task_sigmas().numpy()
+        mean_gates = predictions.gates.mean(0)
+        for k, task in enumerate(self.model.task_names):
+            logs[f"sigma_{task}"] = float(sigmas[k])
+            for n, weight in enumerate(mean_gates[k]):
+                logs[f"gate_{task}_expert{n}"] = float(weight)

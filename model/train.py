@@ -1,0 +1,231 @@
+"""Trains a model on the preprocessing job's samples: `python -m model.train`.
+
+  python -m model.train --data OUT --model_dir DIR [--model mogenet] [--epochs N]
+      [--strategy default|mirrored|multi_worker|parameter_server] [model flags]
+
+Every field of `ModelConfig` and `TrainConfig` is a flag (`--help` lists
+them with the paper's defaults). The run
+
+  * trains with a Keras progress bar, logging to `DIR/logs` for TensorBoard
+    (per-task loss and AUC per step batch, validation AUC, GAUC and log loss,
+    the learned σ_k and the mean gate weight of every expert per epoch);
+  * backs up its state every epoch in `DIR/backup`: run the same command
+    again after a crash and it resumes from the last finished epoch;
+  * stops early when the validation GAUC (mean over tasks) has not improved
+    for `--patience` epochs, keeping the best epoch's weights;
+  * writes the model (`model.trained` layout: model.json, entities/,
+    weights/) and `DIR/metrics.json` with the test AUC, GAUC and log loss of
+    every task.
+
+`multi_worker` and `parameter_server` read the cluster from `TF_CONFIG`, as
+tf.distribute does; with `parameter_server` this process is the coordinator.
+Errors in the input (no such directory, no schema, no examples, a task
+without a label) end the run with one line naming the problem and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import tensorflow as tf
+
+from model import config as config_lib
+from model import trained
+from model.entities import EntityError, load_entities
+from model.evaluation import ValidationMetrics, evaluate_split
+from model.input_pipeline import DataError, DataSpec, make_dataset
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Returns the parsed command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m model.train",
+        description="Train MoGENet (or a baseline) on the samples of beam_pipelines.run.",
+    )
+    parser.add_argument("--data", required=True, help="--output directory of beam_pipelines.run")
+    parser.add_argument("--model_dir", required=True, help="where the model, logs and metrics go")
+    parser.add_argument(
+        "--tasks", default=None, help="comma-separated tasks (default: every label in the schema)"
+    )
+    parser.add_argument(
+        "--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras verbosity (1 = bar)"
+    )
+    config_lib.add_flags(parser, config_lib.ModelConfig)
+    config_lib.add_flags(parser, config_lib.TrainConfig)
+    return parser.parse_args(argv)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """Returns the tf.distribute strategy called `name` (cluster from TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if not resolver.cluster_spec().jobs:
+        raise DataError("--strategy parameter_server needs a cluster in TF_CONFIG")
+    return tf.distribute.experimental.ParameterServerStrategy(resolver)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the model and metrics (one process per cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().jobs:
+        return True
+    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        return True  # the coordinator
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+    )
+
+
+def train(
+    data_dir: str,
+    model_dir: str,
+    model_config: config_lib.ModelConfig,
+    train_config: config_lib.TrainConfig,
+    tasks=None,
+    verbose: int = 1,
+) -> dict:
+    """Trains, evaluates on test and writes the model and metrics.json.
+
+    Returns:
+      The test metrics written to metrics.json.
+
+    Raises:
+      DataError, EntityError: For unusable input (one-line messages).
+    """
+    spec = DataSpec(data_dir)
+    tasks = spec.check_tasks(tasks or spec.tasks)
+    if len(tasks) < 1:
+        raise DataError(f"{spec.schema_path} has no label_<task> context feature")
+    for split in ("train", "valid", "test"):
+        spec.files(split)
+    entities = load_entities(data_dir)
+    strategy = make_strategy(train_config.strategy)
+    chief = is_chief(strategy)
+    tf.keras.utils.set_random_seed(train_config.seed)
+    steps_per_epoch = max(1, math.ceil(spec.num_examples("train") / train_config.batch_size))
+    steps_per_execution = min(train_config.steps_per_execution, steps_per_epoch)
+
+    def dataset_fn(input_context=None):
+        batch_size = train_config.batch_size
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(batch_size)
+        data = make_dataset(
+            data_dir,
+            "train",
+            batch_size,
+            tasks=tasks,
+            shuffle=True,
+            deterministic=train_config.deterministic,
+            seed=train_config.seed,
+            repeat=True,
+            shuffle_buffer=train_config.shuffle_buffer,
+            entities=entities,
+        )
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            data = data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        return data
+
+    with strategy.scope():
+        net = trained.build_model(
+            model_config, tasks, spec.layout, entities, train_config.jit_compile
+        )
+        trained.build_with_dummy_batch(net, spec.layout)
+        net.compile(
+            optimizer=tf.keras.optimizers.Adam(train_config.learning_rate),
+            steps_per_execution=steps_per_execution,
+        )
+    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        train_data = tf.keras.utils.experimental.DatasetCreator(dataset_fn)
+    else:
+        train_data = dataset_fn()
+
+    work_dir = model_dir if chief else tempfile.mkdtemp(prefix="mogenet-worker-")
+    callbacks = [
+        tf.keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+        ValidationMetrics(data_dir, max(train_config.batch_size, 1024), entities),
+        tf.keras.callbacks.EarlyStopping(
+            monitor="val_gauc",
+            mode="max",
+            patience=train_config.patience,
+            restore_best_weights=True,
+            verbose=1 if verbose else 0,
+        ),
+        tf.keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"), update_freq="epoch"),
+        tf.keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
+    ]
+    started = time.time()
+    history = net.fit(
+        train_data,
+        epochs=train_config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    duration = time.time() - started
+    test = evaluate_split(net, data_dir, "test", max(train_config.batch_size, 1024), entities)
+    result = {
+        "test": test,
+        "tasks": list(tasks),
+        "epochs_run": len(history.history.get("val_gauc", [])),
+        "best_val_gauc": max(history.history.get("val_gauc", [float("nan")])),
+        "train_seconds": round(duration, 1),
+        "model_config": json.loads(config_lib.to_json(model_config)),
+        "train_config": json.loads(config_lib.to_json(train_config)),
+        "data": data_dir,
+    }
+    if chief:
+        trained.save(net, model_dir, entities)
+        with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
+            f.write(json.dumps(result, indent=2, sort_keys=True, allow_nan=True))
+    return result
+
+
+def format_metrics(result: dict) -> str:
+    """Returns the test metrics as a table."""
+    lines = [f"{'task':<14}{'AUC':>8}{'GAUC':>8}{'log loss':>10}{'examples':>10}"]
+    for task in result["tasks"]:
+        m = result["test"][task]
+        lines.append(
+            f"{task:<14}{m['auc']:>8.4f}{m['gauc']:>8.4f}{m['log_loss']:>10.4f}{m['examples']:>10}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        model_config = config_lib.from_flags(args, config_lib.ModelConfig)
+        train_config = config_lib.from_flags(args, config_lib.TrainConfig)
+        if model_config.model not in trained.MODELS:
+            raise ValueError(
+                f"unknown --model {model_config.model!r}; "
+                f"choose one of {', '.join(sorted(trained.MODELS))}"
+            )
+    except ValueError as e:
+        print(f"model.train: error: {e}", file=sys.stderr)
+        return 2
+    tasks = tuple(t for t in args.tasks.split(",") if t) if args.tasks else None
+    try:
+        result = train(args.data, args.model_dir, model_config, train_config, tasks, args.verbose)
+    except (DataError, EntityError) as e:
+        print(f"model.train: error: {e}", file=sys.stderr)
+        return 2
+    print(f"test metrics ({args.model_dir}/metrics.json):")
+    print(format_metrics(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
