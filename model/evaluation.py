@@ -112,7 +112,8 @@ def evaluate_split(model, data_dir, split, batch_size, entities) -> dict:
 class ValidationMetrics(tf.keras.callbacks.Callback):
     """Adds validation AUC, GAUC, log loss, σ_k and mean gate weights to the epoch logs.
 
-    Put it before the callbacks that read them (EarlyStopping on "val_gauc",
+    If no validation user has both classes, `val_gauc` is the mean AUC
+    (said once on stdout). Put it before the callbacks that read them (EarlyStopping on "val_gauc",
     TensorBoard, CSVLogger): Keras passes one logs dict down the list. Keys:
     `val_gauc`, `val_<task>_{auc,gauc,log_loss}`, `sigma_<task>` (the learned
     task uncertainty) and `gate_<task>_expert<n>` (mean gate weight on the
@@ -131,6 +132,7 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
         self.batch_size = batch_size
         self.entities = entities
         self.split = split
+        self._warned = False
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -140,6 +142,15 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
         )
         result = split_metrics(predictions)
         logs["val_gauc"] = result["gauc"]
+        if np.isnan(result["gauc"]):
+            # No validation user has both classes: watch the mean AUC instead.
+            logs["val_gauc"] = float(np.nanmean([result[t]["auc"] for t in self.model.task_names]))
+            if not self._warned:
+                print(
+                    f"{self.split} GAUC is undefined (no user has both classes); "
+                    "early stopping watches the mean AUC as val_gauc"
+                )
+                self._warned = True
         for task in self.model.task_names:
             for name in ("auc", "gauc", "log_loss"):
                 logs[f"val_{task}_{name}"] = result[task][name]

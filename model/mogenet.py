@@ -20,10 +20,10 @@ MMoE over the shared encodings with linear task towers.
 
 Loss (`compute_loss`, §2.4): Σ_k BCE_k / σ_k² + log σ_k² (learned task
 uncertainty, s_k = log σ_k² trainable) + β·L_co (−Σ_{n<m} g^k_n g^k_m, mean
-over examples, summed over tasks) + λ·L2 (squared norms of the dense weights
-plus those of the embedding rows of the batch's distinct entities divided by
-the batch size — the mini-batch-aware form, so that a step touches only the
-embedding rows it used).
+over examples, summed over tasks) + λ·L2 (the squared norms of the embedding
+rows of the batch's distinct entities divided by the batch size — the
+mini-batch-aware form of NGCF and DIN, so that a step touches only the rows it
+used — plus, with `l2_scope="all"`, those of every dense weight).
 Each term is switchable in `ModelConfig`. Per-example terms are averaged over
 the global batch and parameter terms scaled per replica, so the loss is right
 under every tf.distribute strategy.
@@ -248,12 +248,15 @@ class MoGENet(tfrs.models.Model):
             self.cooperative_loss.update_state(cooperative)
             total += config.beta * tf.nn.compute_average_loss(cooperative)
         if config.l2:
-            dense = tf.add_n([tf.reduce_sum(tf.square(v)) for v in self.dense_weights()])
-            global_batch = tf.cast(tf.shape(logits)[0], tf.float32) * tf.cast(
-                tf.distribute.get_strategy().num_replicas_in_sync, tf.float32
-            )
-            l2 = norm / global_batch + tf.nn.scale_regularization_loss(dense)
-            self.l2_loss.update_state(norm / tf.cast(tf.shape(logits)[0], tf.float32) + dense)
+            batch = tf.cast(tf.shape(logits)[0], tf.float32)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            l2 = norm / (batch * tf.cast(replicas, tf.float32))
+            tracked = norm / batch
+            if config.l2_scope == "all":
+                dense = tf.add_n([tf.reduce_sum(tf.square(v)) for v in self.dense_weights()])
+                l2 += tf.nn.scale_regularization_loss(dense)
+                tracked += dense
+            self.l2_loss.update_state(tracked)
             total += config.l2_lambda * l2
         return total
 

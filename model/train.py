@@ -95,8 +95,18 @@ def train(
     train_config: config_lib.TrainConfig,
     tasks=None,
     verbose: int = 1,
+    extra_callbacks=(),
 ) -> dict:
     """Trains, evaluates on test and writes the model and metrics.json.
+
+    Args:
+      data_dir: The --output directory of beam_pipelines.run.
+      model_dir: Where the model, logs, backups and metrics.json go.
+      model_config: The model's sizes and switches.
+      train_config: How to train.
+      tasks: Task names (default: every label in the schema).
+      verbose: Keras verbosity.
+      extra_callbacks: More Keras callbacks, run after the built-in ones.
 
     Returns:
       The test metrics written to metrics.json.
@@ -164,6 +174,7 @@ def train(
         ),
         tf.keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"), update_freq="epoch"),
         tf.keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
+        *extra_callbacks,
     ]
     started = time.time()
     history = net.fit(

@@ -1,0 +1,199 @@
+"""The assembled model on a tiny planted-graph fixture."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+
+from model import trained
+from model.config import ModelConfig
+from model.entities import load_entities
+from model.input_pipeline import DataSpec, make_dataset
+from model.mogenet import MoGENet
+from tests.model.planted import write_planted
+
+TINY = dict(embedding_dim=8, expert_units=(8,))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = write_planted(tmp_path_factory.mktemp("planted"))
+    spec = DataSpec(out)
+    entities = load_entities(out)
+    batch, labels = next(
+        iter(make_dataset(out, "train", 32, shuffle=False, deterministic=True, entities=entities))
+    )
+    return out, spec, entities, batch, labels
+
+
+def _model(data, **overrides):
+    _, spec, entities, _, _ = data
+    model = MoGENet(ModelConfig(**{**TINY, **overrides}), spec.tasks, spec.layout, entities)
+    trained.build_with_dummy_batch(model, spec.layout)
+    return model
+
+
+def test_outputs_are_probabilities_per_task(data):
+    model = _model(data)
+    out = model(data[3])
+    assert set(out) == {"click", "conversion"}
+    for scores in out.values():
+        assert scores.shape == (32,)
+        assert ((scores.numpy() > 0) & (scores.numpy() < 1)).all()
+    logits, gates = model.forward(data[3])
+    assert logits.shape == (32, 2) and gates.shape == (32, 2, 4)
+
+
+def test_tree_slices_follow_the_edges_of_the_graph_tensor(data):
+    out, spec, entities, _, _ = data
+    model = _model(data, embedding_dim=1)
+    dense, _ = next(
+        iter(make_dataset(out, "train", 4, shuffle=False, deterministic=True, entities=entities))
+    )
+    graph, _ = next(
+        iter(make_dataset(out, "train", 4, shuffle=False, deterministic=True, mode="graph"))
+    )
+    positions = {
+        s: tf.tile(tf.range(n, dtype=tf.float32)[None, :, None], [4, 1, 1])
+        for s, n in spec.layout.node_set_sizes.items()
+    }
+    graph = graph.merge_batch_to_components()
+    for tree in ("G_u", "G_i", "U", "I"):
+        hops, masks, weights = model._tree_inputs(tree, positions, dense)
+        for h, segment in enumerate(spec.layout.channel_segments(tree)):
+            children = hops[h + 1].numpy()[0, ..., 0]
+            parents = np.broadcast_to(hops[h].numpy()[0, ..., 0][..., None], children.shape)
+            found = set(zip(children.ravel().astype(int), parents.ravel().astype(int), strict=True))
+            adjacency = graph.edge_sets[segment.edge_set].adjacency
+            sizes = {s: spec.layout.node_set_sizes[s] for s in ("user", "item")}
+            lo = segment.edge_offset
+            sources = adjacency.source.numpy()[lo : lo + segment.size] % sizes[segment.node_set]
+            targets = adjacency.target.numpy()[lo : lo + segment.size] % sizes[segment.parent_set]
+            assert found == set(zip(sources, targets, strict=True))
+            mask = graph.node_sets[segment.node_set]["mask"].numpy()[: sizes[segment.node_set]]
+            np.testing.assert_array_equal(masks[h].numpy()[0].ravel(), mask[sources])
+            if weights is not None:
+                edge_weight = graph.edge_sets[segment.edge_set]["weight"].numpy()[
+                    lo : lo + segment.size
+                ]
+                np.testing.assert_array_equal(weights[h].numpy()[0].ravel(), edge_weight)
+    assert isinstance(graph, tfgnn.GraphTensor)
+
+
+def _bce(labels, logits):
+    return np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits))))
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        dict(uncertainty=False, cooperative=False, l2=False),
+        dict(uncertainty=True, cooperative=False, l2=False),
+        dict(uncertainty=True, cooperative=True, l2=False, beta=0.5),
+        dict(uncertainty=True, cooperative=True, l2=True, beta=0.5, l2_lambda=0.01),
+    ],
+)
+def test_loss_terms_equal_a_hand_computation(data, switches):
+    _, _, _, batch, labels = data
+    model = _model(data, **switches)
+    model.log_variance.assign([0.3, -0.2])
+    logits, gates = (t.numpy() for t in model.forward(batch))
+    expected = 0.0
+    for k, task in enumerate(("click", "conversion")):
+        bce = _bce(labels[task].numpy(), logits[:, k])
+        if switches["uncertainty"]:
+            s = model.log_variance.numpy()[k]
+            expected += bce / np.exp(s) + s
+        else:
+            expected += bce
+    if switches["cooperative"]:
+        pairs = sum(gates[:, :, n] * gates[:, :, m] for n in range(4) for m in range(n + 1, 4)).sum(
+            -1
+        )
+        expected += switches["beta"] * np.mean(-pairs)
+    if switches["l2"]:
+        dense = sum((v.numpy() ** 2).sum() for v in model.dense_weights())
+        names = {v.name for v in model.dense_weights()}
+        assert not any("embedding" in n or "log_variance" in n for n in names)
+        assert any("experts" in n for n in names) and any("channel_G" in n for n in names)
+        rows = 0.0
+        for node_set in ("user", "item"):
+            encoder = model.encoders[node_set]
+            distinct = np.unique(batch[f"{node_set}_index"].numpy())
+            rows += (encoder.id_embedding.numpy()[distinct] ** 2).sum()
+            values = encoder.feature_values.numpy()[distinct] + encoder._offsets.numpy()
+            rows += (encoder.feature_embedding.numpy()[values] ** 2).sum()
+        expected += switches["l2_lambda"] * (rows / 32 + dense)
+    loss = model.compute_loss((batch, labels), training=True)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
+
+
+def test_task_uncertainties_are_trained(data):
+    _, _, _, batch, labels = data
+    model = _model(data)
+    assert any(v is model.log_variance for v in model.trainable_variables)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    before = model.task_sigmas().numpy()
+    model.train_on_batch(batch, labels)
+    assert (model.task_sigmas().numpy() != before).all()
+
+
+def test_without_graph_experts_it_is_mmoe_on_the_roots(data):
+    _, _, _, batch, _ = data
+    model = _model(data, graph_experts=0)
+    assert not model.channels
+    assert not any("channel" in v.name or "kappa" in v.name for v in model.variables)
+    logits, gates = (t.numpy() for t in model.forward(batch))
+
+    def leaky(v):
+        return np.where(v > 0, v, 0.2 * v)
+
+    roots = []
+    for node_set in ("user", "item"):
+        encoder = model.encoders[node_set]
+        index = batch[f"{node_set}_index"].numpy()[:, 0]
+        values = encoder.feature_values.numpy()[index] + encoder._offsets.numpy()
+        encoding = encoder.id_embedding.numpy()[index] + encoder.feature_embedding.numpy()[
+            values
+        ].sum(1)
+        encoding += encoder.numeric_values.numpy()[index] @ encoder.numeric_kernel.numpy()
+        roots.append(encoding)
+    x = np.concatenate(roots, -1)
+    experts = leaky(
+        np.einsum("bi,nio->bno", x, model.experts.kernels[0].numpy()) + model.experts.biases[0]
+    )
+    gate_logits = np.einsum("bi,kin->bkn", x, model.gates.kernel.numpy()) + model.gates.bias
+    expected_gates = np.exp(gate_logits) / np.exp(gate_logits).sum(-1, keepdims=True)
+    mixed = np.einsum("bkn,bno->bko", expected_gates, experts)
+    expected = np.einsum("bko,ko->bk", mixed, model.heads.kernel.numpy()) + model.heads.bias
+    np.testing.assert_allclose(gates, expected_gates, rtol=1e-5)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-6)
+    shuffled = dict(batch)
+    shuffled["user_index"] = tf.concat(
+        [batch["user_index"][:, :1], batch["user_index"][::-1, 1:]], 1
+    )
+    np.testing.assert_array_equal(model.forward(shuffled)[0].numpy(), logits)
+
+
+def test_graph_experts_read_the_neighbours(data):
+    _, _, _, batch, _ = data
+    model = _model(data, graph_experts=1)
+    assert model.trees == ("G_i", "G_u") and set(model.channels) == {"G"}
+    logits = model.forward(batch)[0].numpy()
+    shuffled = dict(batch)
+    shuffled["user_index"] = tf.concat(
+        [batch["user_index"][:, :1], batch["user_index"][::-1, 1:]], 1
+    )
+    assert np.abs(model.forward(shuffled)[0].numpy() - logits).max() > 1e-6
+
+
+def test_weights_save_and_reload_to_identical_predictions(data, tmp_path):
+    _, _, entities, batch, labels = data
+    model = _model(data)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.train_on_batch(batch, labels)
+    trained.save(model, str(tmp_path), entities)
+    restored, restored_entities = trained.load(str(tmp_path))
+    assert restored_entities["user"].ids == entities["user"].ids
+    for task, scores in model(batch).items():
+        np.testing.assert_array_equal(restored(batch)[task].numpy(), scores.numpy())

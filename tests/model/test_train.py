@@ -1,0 +1,103 @@
+"""`python -m model.train` end to end on the planted-graph fixture."""
+
+import csv
+import json
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+
+from model import trained
+from model.config import ModelConfig, TrainConfig
+from model.train import main, train
+from tests.model.planted import write_planted
+
+TINY = dict(embedding_dim=8, expert_units=(8,))
+FAST = dict(learning_rate=0.01, batch_size=64, patience=20, seed=1, deterministic=True)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    return write_planted(tmp_path_factory.mktemp("planted"))
+
+
+def test_learns_a_planted_graph_signal_that_mmoe_cannot(planted, tmp_path):
+    """Only the neighbourhoods say whether user and item share a community."""
+    result = train(
+        planted,
+        str(tmp_path / "mogenet"),
+        ModelConfig(**TINY),
+        TrainConfig(epochs=8, jit_compile=True, **FAST),
+        verbose=0,
+    )
+    assert result["test"]["click"]["auc"] > 0.9
+    assert result["test"]["click"]["gauc"] > 0.9
+    written = json.loads((tmp_path / "mogenet" / "metrics.json").read_text())
+    assert written["test"]["click"]["auc"] == result["test"]["click"]["auc"]
+    assert set(written["test"]["click"]) == {"auc", "gauc", "log_loss", "examples", "positives"}
+    model, _ = trained.load(str(tmp_path / "mogenet"))
+    assert model.task_names == ("click", "conversion")
+
+    mmoe = train(
+        planted,
+        str(tmp_path / "mmoe"),
+        ModelConfig(graph_experts=0, **TINY),
+        TrainConfig(epochs=4, jit_compile=False, **FAST),
+        verbose=0,
+    )
+    assert abs(mmoe["test"]["click"]["auc"] - 0.5) < 0.1
+
+
+class _Crash(tf.keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise RuntimeError("simulated crash")
+
+
+def test_resumes_after_a_crash_from_the_last_finished_epoch(planted, tmp_path):
+    model_dir = str(tmp_path / "run")
+    config = TrainConfig(epochs=3, jit_compile=False, **FAST)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(
+            planted, model_dir, ModelConfig(**TINY), config, verbose=0, extra_callbacks=[_Crash()]
+        )
+    assert os.path.isdir(os.path.join(model_dir, "backup"))
+    assert not os.path.exists(os.path.join(model_dir, "metrics.json"))
+    result = train(planted, model_dir, ModelConfig(**TINY), config, verbose=0)
+    with open(os.path.join(model_dir, "history.csv")) as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2]
+    assert result["epochs_run"] == 2
+    assert os.path.exists(os.path.join(model_dir, "metrics.json"))
+    logs = os.listdir(os.path.join(model_dir, "logs"))
+    assert {"train", "validation"} <= set(logs)
+
+
+def _error(capsys, *argv):
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("model.train: error: ")
+    return err
+
+
+def test_bad_input_gets_a_one_line_error(planted, tmp_path, capsys):
+    out = str(tmp_path / "model")
+    assert "no such data directory" in _error(
+        capsys, "--data", str(tmp_path / "nope"), "--model_dir", out
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no graph_schema.pbtxt" in _error(capsys, "--data", str(empty), "--model_dir", out)
+    assert "label_purchase" in _error(
+        capsys, "--data", planted, "--model_dir", out, "--tasks", "click,purchase"
+    )
+    partial = tmp_path / "partial"
+    shutil.copytree(planted, partial)
+    shutil.rmtree(partial / "test")
+    assert "no examples" in _error(capsys, "--data", str(partial), "--model_dir", out)
+    assert "kappa" in _error(capsys, "--data", planted, "--model_dir", out, "--kappa", "dot")
+    assert "unknown --model" in _error(
+        capsys, "--data", planted, "--model_dir", out, "--model", "x"
+    )
+    assert not os.path.exists(out)
