@@ -91,6 +91,7 @@ def _bce(labels, logits):
         dict(uncertainty=True, cooperative=False, l2=False),
         dict(uncertainty=True, cooperative=True, l2=False, beta=0.5),
         dict(uncertainty=True, cooperative=True, l2=True, beta=0.5, l2_lambda=0.01),
+        dict(uncertainty=False, cooperative=False, l2=True, l2_lambda=0.01, l2_scope="all"),
     ],
 )
 def test_loss_terms_equal_a_hand_computation(data, switches):
@@ -112,7 +113,9 @@ def test_loss_terms_equal_a_hand_computation(data, switches):
         )
         expected += switches["beta"] * np.mean(-pairs)
     if switches["l2"]:
-        dense = sum((v.numpy() ** 2).sum() for v in model.dense_weights())
+        dense = 0.0
+        if switches.get("l2_scope") == "all":
+            dense = sum((v.numpy() ** 2).sum() for v in model.dense_weights())
         names = {v.name for v in model.dense_weights()}
         assert not any("embedding" in n or "log_variance" in n for n in names)
         assert any("experts" in n for n in names) and any("channel_G" in n for n in names)
