@@ -260,6 +260,15 @@ class MoGENet(tfrs.models.Model):
             total += config.l2_lambda * l2
         return total
 
+    def train_step(self, inputs):
+        """TFRS's step; the losses it logs are scaled from replica 0's share to the batch."""
+        logs = super().train_step(inputs)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            for key in ("loss", "regularization_loss", "total_loss"):
+                logs[key] = logs[key] * replicas
+        return logs
+
     def dense_weights(self):
         """Trainable weights under the L2 penalty other than embedding tables and σ."""
         excluded = {id(self.log_variance)}

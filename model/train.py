@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -145,7 +146,12 @@ def train(
         )
         if input_context is not None and input_context.num_input_pipelines > 1:
             data = data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        return data
+        # Workers split the examples, not the files (there may be fewer files than workers).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        return data.with_options(options)
 
     with strategy.scope():
         net = trained.build_model(
@@ -156,6 +162,8 @@ def train(
             optimizer=tf.keras.optimizers.Adam(train_config.learning_rate),
             steps_per_execution=steps_per_execution,
         )
+        # The metrics are synchronised across replicas already: show replica 0's.
+        net.distribute_reduction_method = "first"
     if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
         train_data = tf.keras.utils.experimental.DatasetCreator(dataset_fn)
     else:
@@ -196,8 +204,12 @@ def train(
         "train_config": json.loads(config_lib.to_json(train_config)),
         "data": data_dir,
     }
-    if chief:
-        trained.save(net, model_dir, entities)
+    # Saving is collective under MultiWorkerMirroredStrategy: every worker saves,
+    # the others into their scratch directory.
+    trained.save(net, model_dir if chief else work_dir, entities)
+    if not chief:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    else:
         with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
             f.write(json.dumps(result, indent=2, sort_keys=True, allow_nan=True))
     return result
