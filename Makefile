@@ -1,4 +1,4 @@
-# MoGENet: `make demo` runs the main job on the embedded default data,
+# MoGENet: `make demo` makes the default data, preprocesses it and trains on it,
 # `make test` runs the whole test suite. Both create .venv and install what
 # they need when it is missing.
 
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo_out
 
-.PHONY: install test lint format demo bench-beam clean
+.PHONY: install test lint format demo bench-beam bench-train clean
 
 $(STAMP): setup.py pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,14 @@ demo: $(STAMP)
 	$(BIN)/python -m beam_pipelines.synthetic --out $(DEMO)/data --users 2000 --items 500 --seed 7
 	$(BIN)/python -m beam_pipelines.run --input $(DEMO)/data --format canonical \
 		--output $(DEMO)/samples --nested_tasks --overwrite --runner FnApiRunner
-	@echo "samples, graphs and stats.json are in $(DEMO)/samples"
+	$(BIN)/python -m model.train --data $(DEMO)/samples --model_dir $(DEMO)/model --verbose 2
+	@echo "samples in $(DEMO)/samples, trained model, TensorBoard logs and metrics.json in $(DEMO)/model"
 
 bench-beam: $(STAMP)
 	$(BIN)/python benchmarks/beam_sampling.py
+
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -41,11 +41,13 @@ import model  # noqa: F401  (legacy Keras before TensorFlow)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
 
-# name -> (ModelConfig overrides, jit_compile)
+# name -> (ModelConfig overrides, jit_compile, optimizer)
 MODELS = {
-    "mogenet": ({}, True),
-    "mogenet_nojit": ({}, False),
-    "mmoe": ({"graph_experts": 0}, True),
+    "mogenet": ({}, True, "row_sparse_adam"),
+    "mogenet_nojit": ({}, False, "row_sparse_adam"),
+    "mogenet_dense_adam": ({}, True, "adam"),
+    "mmoe": ({"graph_experts": 0}, True, "row_sparse_adam"),
+    "mmoe_dense_adam": ({"graph_experts": 0}, True, "adam"),
 }
 
 
@@ -85,14 +87,13 @@ class Bench:
     """One model, built and compiled, with its training dataset."""
 
     def __init__(self, name: str, data: str, batch_size: int, steps_per_execution: int):
-        import tensorflow as tf
-
         from model import trained
         from model.config import ModelConfig
         from model.entities import load_entities
         from model.input_pipeline import DataSpec, make_dataset
+        from model.optimizers import make_optimizer
 
-        overrides, jit = MODELS[name]
+        overrides, jit, optimizer = MODELS[name]
         spec = DataSpec(data)
         entities = load_entities(data)
         self.name = name
@@ -102,7 +103,7 @@ class Bench:
         )
         trained.build_with_dummy_batch(self.model, spec.layout)
         self.model.compile(
-            optimizer=tf.keras.optimizers.Adam(1e-4), steps_per_execution=steps_per_execution
+            optimizer=make_optimizer(optimizer, 1e-4), steps_per_execution=steps_per_execution
         )
         self.data = make_dataset(data, "train", batch_size, repeat=True, entities=entities)
 

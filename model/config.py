@@ -19,6 +19,7 @@ KAPPAS = ("product", "concat", "add", "mlp")
 CHANNELS = ("G", "U", "I")
 EDGE_WEIGHTS = ("prior", "scale", "none")
 L2_SCOPES = ("embeddings", "all")
+OPTIMIZERS = ("adam", "row_sparse_adam")
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
 
 
@@ -93,6 +94,8 @@ class TrainConfig:
     """How the model is trained.
 
     Attributes:
+      optimizer: "row_sparse_adam" (Adam whose embedding updates touch only
+        the batch's rows; `model.optimizers`) or "adam" (Keras' Adam).
       learning_rate: Adam's learning rate.
       batch_size: Global batch size.
       epochs: Maximum epochs.
@@ -106,6 +109,7 @@ class TrainConfig:
       shuffle_buffer: Examples in the shuffle buffer.
     """
 
+    optimizer: str = "row_sparse_adam"
     learning_rate: float = 1e-4
     batch_size: int = 256
     epochs: int = 20
@@ -119,6 +123,7 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.batch_size < 1 or self.epochs < 1 or self.steps_per_execution < 1:
             raise ValueError("batch_size, epochs and steps_per_execution must be positive")
 

@@ -41,6 +41,7 @@ from model import trained
 from model.entities import EntityError, load_entities
 from model.evaluation import ValidationMetrics, evaluate_split
 from model.input_pipeline import DataError, DataSpec, make_dataset
+from model.optimizers import make_optimizer
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -159,7 +160,7 @@ def train(
         )
         trained.build_with_dummy_batch(net, spec.layout)
         net.compile(
-            optimizer=tf.keras.optimizers.Adam(train_config.learning_rate),
+            optimizer=make_optimizer(train_config.optimizer, train_config.learning_rate),
             steps_per_execution=steps_per_execution,
         )
         # The metrics are synchronised across replicas already: show replica 0's.
