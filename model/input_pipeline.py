@@ -12,7 +12,9 @@ labels taken out of the graph before the model sees it:
   * ``graph``: a `tfgnn.GraphTensor` parsed with the schema, without its
     `label_<task>` context features.
 
-Labels are a dict {task: [B] float32}.
+Labels are a dict {task: [B] float32}. With `entities` (dense mode), the
+string ids become int32 `<set>_index` through a hash table in tf.data, so the
+batches the model gets hold no strings and its numeric part can run under XLA.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """MoGENet's Keras layers, one per equation of the paper (Hu et al., §2).
 
+Each docstring cites the paper's section and writes out the formula it computes.
+
 Every layer works on dense tensors: a sample's channel is a tree with a fixed
 fan-out per hop (`beam_pipelines.sample_layout`), so the neighbours of the
 nodes at hop h are the [..., f_{h+1}] slots below them, with a mask where a
@@ -148,7 +150,7 @@ class EntityEncoder(tf.keras.layers.Layer):
 
 
 class NeighbourAttention(tf.keras.layers.Layer):
-    """Attention coefficients α_{v←j} over a node's sampled neighbours (§2.2, Eq. 2).
+    """Attention coefficients α_{v←j} over a node's sampled neighbours (§2.2).
 
     e_{vj} = LeakyReLU(a_1ᵀ h_v + a_2ᵀ h_j) (GAT's a[Wh_v || Wh_j] with W
     folded into a), α_{v←j} = softmax over v's real neighbours j of
@@ -193,7 +195,7 @@ class NeighbourAttention(tf.keras.layers.Layer):
 
 
 class AttentionAggregation(tf.keras.layers.Layer):
-    """The message of a node's neighbours on one channel (§2.2, Eq. 3).
+    """The message of a node's neighbours on one channel (§2.2).
 
     m_v = LeakyReLU(W_c Σ_j α_{v←j} h_j), with α from `NeighbourAttention`
     (times w_{vj} inside the sum when `edge_weight="scale"`).
@@ -231,7 +233,7 @@ class AttentionAggregation(tf.keras.layers.Layer):
 
 
 class LSTMUpdate(tf.keras.layers.Layer):
-    """The LSTM-like node update h^{l+1} = f(h^l, m) (§2.2, Eq. 4).
+    """The LSTM-like node update h^{l+1} = f(h^l, m) (§2.2).
 
     [i, f, o, g] = [h || m] W + b;  c = σ(f) ⊙ h + σ(i) ⊙ tanh(g);
     h^{l+1} = σ(o) ⊙ tanh(c): an LSTM cell with the message as its input and
@@ -258,7 +260,7 @@ class LSTMUpdate(tf.keras.layers.Layer):
 
 
 class TreeChannel(tf.keras.layers.Layer):
-    """MGNN on one channel: L layers of Eq. 2–4 over a fixed-fan-out tree (§2.2).
+    """MGNN on one channel: L layers of the MGNN update over a fixed-fan-out tree (§2.2).
 
     The tree's nodes at hop h are a [B, f_1, ..., f_h, d] tensor; layer l
     computes, for every hop h ≤ L-1-l, h_v ← f(h_v, LeakyReLU(W_c^l Σ α h_j))
@@ -326,7 +328,7 @@ class TreeChannel(tf.keras.layers.Layer):
 
 
 class PairInteraction(tf.keras.layers.Layer):
-    """κ(a, b), one element of the graph interactions Z (§2.3, Eq. 5).
+    """κ(a, b), one element of the graph interactions Z (§2.3).
 
     "product" a ⊙ b (the paper's default), "add" a + b, "concat" [a || b],
     "mlp" LeakyReLU(W[a || b] + c) with output size d.
@@ -452,7 +454,7 @@ class TaskGates(tf.keras.layers.Layer):
 
 
 class TaskHeads(tf.keras.layers.Layer):
-    """Task logits v_kᵀ Σ_n g^k_n [f^n || Z^n] + b_k (§2.3, Eq. 6; σ gives ŷ_k).
+    """Task logits v_kᵀ Σ_n g^k_n [f^n || Z^n] + b_k (§2.3; σ gives ŷ_k).
 
     Args:
       num_tasks: K.

@@ -18,7 +18,7 @@ int32 [B, n], `user_mask`, `item_mask` float32 [B, n], `user_user_weight`,
 Only the trees that some Z^n needs are run, so `graph_experts=0` is a plain
 MMoE over the shared encodings with linear task towers.
 
-Loss (`compute_loss`, §2.4): Σ_k BCE_k / σ_k² + log σ_k² (learned task
+Loss (`compute_loss`, §2): Σ_k BCE_k / σ_k² + log σ_k² (learned task
 uncertainty, s_k = log σ_k² trainable) + β·L_co (−Σ_{n<m} g^k_n g^k_m, mean
 over examples, summed over tasks) + λ·L2 (the squared norms of the embedding
 rows of the batch's distinct entities divided by the batch size — the
@@ -53,7 +53,7 @@ from model.layers import (
     TreeChannel,
 )
 
-# Z^n = κ(a, b) for the (user tree, item tree) pairs of the paper's Eq. 5, in order.
+# Z^n = κ(a, b) for the (user tree, item tree) pairs of the paper's Z (§2.3), in order.
 Z_PAIRS = (("G_u", "G_i"), ("G_u", "I"), ("U", "G_i"), ("U", "I"))
 # Sample tree -> the graph channel (and so the layers) it runs on.
 TREE_CHANNEL = {"G_u": "G", "G_i": "G", "U": "U", "I": "I"}
@@ -230,7 +230,7 @@ class MoGENet(tfrs.models.Model):
         return tf.exp(0.5 * self.log_variance)
 
     def compute_loss(self, inputs, training=False):
-        """The training loss of §2.4 for one (features, labels) batch (see module doc)."""
+        """The training loss of §2 for one (features, labels) batch (see module doc)."""
         features, labels = inputs
         config = self.config
         logits, gates, norm = self.forward(features, training, with_norm=True)
@@ -278,7 +278,7 @@ class MoGENet(tfrs.models.Model):
 
 
 def cooperative_loss(gates):
-    """L_co = −Σ_k Σ_{n<m} g^k_n g^k_m per example (§2.4), for gates [B, K, N].
+    """L_co = −Σ_k Σ_{n<m} g^k_n g^k_m per example (§2), for gates [B, K, N].
 
     Σ_{n<m} g_n g_m = ((Σ_n g_n)² − Σ_n g_n²) / 2, which for a softmax is
     (1 − Σ_n g_n²) / 2: largest when the gate is uniform.
