@@ -89,3 +89,17 @@ def test_parameter_server_on_an_in_process_cluster(planted, tmp_path):
     assert "in-process cluster: 2 worker(s), 1 ps" in result.stdout
     metrics = _check_run(model_dir)
     assert metrics["train_config"]["strategy"] == "parameter_server"
+
+
+def test_mirrored_strategy_in_process(planted, tmp_path):
+    from model.config import ModelConfig, TrainConfig
+    from model.train import train
+
+    config = TrainConfig(
+        epochs=1, strategy="mirrored", jit_compile=False, batch_size=64, learning_rate=0.01
+    )
+    result = train(
+        planted, str(tmp_path / "model"), ModelConfig(embedding_dim=8), config, verbose=0
+    )
+    assert result["train_config"]["strategy"] == "mirrored"
+    _check_run(str(tmp_path / "model"), epochs=1)
