@@ -35,7 +35,7 @@ demo: $(STAMP)
 	$(BIN)/python -m beam_pipelines.synthetic --out $(DEMO)/data --users 2000 --items 500 --seed 7
 	$(BIN)/python -m beam_pipelines.run --input $(DEMO)/data --format canonical \
 		--output $(DEMO)/samples --nested_tasks --overwrite --runner FnApiRunner
-	$(BIN)/python -m model.train --data $(DEMO)/samples --model_dir $(DEMO)/model --verbose 2
+	$(BIN)/python -m model.train --data $(DEMO)/samples --model_dir $(DEMO)/model --overwrite --verbose 2
 	@echo "samples in $(DEMO)/samples, trained model, TensorBoard logs and metrics.json in $(DEMO)/model"
 
 bench-beam: $(STAMP)

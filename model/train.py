@@ -15,7 +15,8 @@ them with the paper's defaults). The run
     for `--patience` epochs, keeping the best epoch's weights;
   * writes the model (`model.trained` layout: model.json, entities/,
     weights/) and `DIR/metrics.json` with the test AUC, GAUC and log loss of
-    every task.
+    every task. A DIR that already holds a finished run is left alone unless
+    `--overwrite` is given.
 
 `multi_worker` and `parameter_server` read the cluster from `TF_CONFIG`, as
 tf.distribute does; with `parameter_server` this process is the coordinator.
@@ -54,6 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model_dir", required=True, help="where the model, logs and metrics go")
     parser.add_argument(
         "--tasks", default=None, help="comma-separated tasks (default: every label in the schema)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete a finished run in --model_dir and train again (default: refuse)",
     )
     parser.add_argument(
         "--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras verbosity (1 = bar)"
@@ -98,6 +104,7 @@ def train(
     tasks=None,
     verbose: int = 1,
     extra_callbacks=(),
+    overwrite: bool = False,
 ) -> dict:
     """Trains, evaluates on test and writes the model and metrics.json.
 
@@ -109,6 +116,8 @@ def train(
       tasks: Task names (default: every label in the schema).
       verbose: Keras verbosity.
       extra_callbacks: More Keras callbacks, run after the built-in ones.
+      overwrite: Delete a finished run in `model_dir` (one with metrics.json)
+        and train again; without it such a directory is an error.
 
     Returns:
       The test metrics written to metrics.json.
@@ -123,6 +132,13 @@ def train(
     for split in ("train", "valid", "test"):
         spec.files(split)
     entities = load_entities(data_dir)
+    if tf.io.gfile.exists(os.path.join(model_dir, "metrics.json")):
+        if not overwrite:
+            raise DataError(
+                f"{model_dir} holds a finished run (metrics.json); "
+                "pass --overwrite to train again from scratch"
+            )
+        tf.io.gfile.rmtree(model_dir)
     strategy = make_strategy(train_config.strategy)
     chief = is_chief(strategy)
     tf.keras.utils.set_random_seed(train_config.seed)
@@ -242,7 +258,15 @@ def main(argv=None) -> int:
         return 2
     tasks = tuple(t for t in args.tasks.split(",") if t) if args.tasks else None
     try:
-        result = train(args.data, args.model_dir, model_config, train_config, tasks, args.verbose)
+        result = train(
+            args.data,
+            args.model_dir,
+            model_config,
+            train_config,
+            tasks,
+            args.verbose,
+            overwrite=args.overwrite,
+        )
     except (DataError, EntityError) as e:
         print(f"model.train: error: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from model import trained
 from model.config import ModelConfig, TrainConfig
+from model.input_pipeline import DataError
 from model.train import main, train
 from tests.model.planted import write_planted
 
@@ -72,6 +73,9 @@ def test_resumes_after_a_crash_from_the_last_finished_epoch(planted, tmp_path):
     assert os.path.exists(os.path.join(model_dir, "metrics.json"))
     logs = os.listdir(os.path.join(model_dir, "logs"))
     assert {"train", "validation"} <= set(logs)
+    with pytest.raises(DataError, match="holds a finished run"):
+        train(planted, model_dir, ModelConfig(**TINY), config, verbose=0)
+    assert os.path.exists(os.path.join(model_dir, "metrics.json"))
 
 
 def _error(capsys, *argv):
