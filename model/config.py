@@ -131,10 +131,11 @@ class TrainConfig:
 def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
     """Adds one flag per field of a config dataclass, defaulting to the field's default."""
     hints = typing.get_type_hints(config_class)
+    descriptions = _attribute_docs(config_class)
     group = parser.add_argument_group(config_class.__name__)
     for field in dataclasses.fields(config_class):
         kind = hints[field.name]
-        help_text = f"(default: {_show(field.default)})"
+        help_text = f"{descriptions.get(field.name, '')} (default: {_show(field.default)})"
         if kind is bool:
             group.add_argument(
                 f"--{field.name}",
@@ -170,6 +171,26 @@ def to_json(config) -> str:
 def from_json(text: str, config_class):
     """Rebuilds a config dataclass from `to_json` output (unknown keys are an error)."""
     return config_class(**json.loads(text))
+
+
+def _attribute_docs(config_class) -> dict[str, str]:
+    """Returns {field: description} from the class docstring's Attributes section."""
+    docs, name = {}, None
+    lines = (config_class.__doc__ or "").split("Attributes:", 1)[-1].splitlines()
+    for line in lines:
+        text = line.strip()
+        head, sep, rest = text.partition(": ")
+        if (
+            sep
+            and head.isidentifier()
+            and line.startswith(" " * 6)
+            and not line.startswith(" " * 8)
+        ):
+            name = head
+            docs[name] = rest
+        elif name and text:
+            docs[name] += " " + text
+    return {k: v.replace("%", "%%") for k, v in docs.items()}
 
 
 def _check_choice(name, value, choices):
