@@ -104,7 +104,7 @@ class TrainConfig:
       deterministic: Same example order on every run.
       strategy: tf.distribute strategy (multi_worker and parameter_server
         read the cluster from TF_CONFIG).
-      jit_compile: Compile the training step with XLA.
+      jit_compile: Compile everything after the encoders with XLA.
       steps_per_execution: Training steps per call into the compiled loop.
       shuffle_buffer: Examples in the shuffle buffer.
     """

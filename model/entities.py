@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -49,11 +49,14 @@ class EntityTable:
         (value `values[k]` has index k + 1) and the [V] int32 value index of
         every entity (row 0 = padding, all 0).
       numeric: {feature: table} — the [V] float32 standardised values.
+      raw_numeric: {feature: [V - 1] float64} — the values as read, NaN where
+        missing (what `save` writes, so a save/load round trip is exact).
     """
 
     ids: list[str]
     categorical: dict[str, tuple[list[str], np.ndarray]]
     numeric: dict[str, np.ndarray]
+    raw_numeric: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -77,12 +80,13 @@ class EntityTable:
             rows[str(row.pop("id"))] = row
         ids = sorted(set(map(str, vocab_ids)) | set(rows))
         names = sorted({name for row in rows.values() for name in row})
-        categorical, numeric = {}, {}
+        categorical, numeric, raw_numeric = {}, {}, {}
         for name in names:
             values = [rows.get(i, {}).get(name) for i in ids]
             present = [v for v in values if v is not None]
             if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
                 column = np.array([np.nan if v is None else v for v in values], np.float64)
+                raw_numeric[name] = column
                 mean = np.nanmean(column)
                 std = np.nanstd(column) or 1.0
                 table = np.nan_to_num((column - mean) / std, nan=0.0).astype(np.float32)
@@ -92,7 +96,7 @@ class EntityTable:
                 index = {v: k + 1 for k, v in enumerate(vocabulary)}
                 table = [0] + [0 if v is None else index[str(v)] for v in values]
                 categorical[name] = (vocabulary, np.array(table, np.int32))
-        return cls(ids, categorical, numeric)
+        return cls(ids, categorical, numeric, raw_numeric)
 
     @classmethod
     def load(cls, directory: str, node_set: str) -> EntityTable:
@@ -137,8 +141,9 @@ class EntityTable:
                 for name, (values, table) in self.categorical.items():
                     if table[k]:
                         row[name] = values[table[k] - 1]
-                for name, table in self.numeric.items():
-                    row[name] = float(table[k])
+                for name, column in self.raw_numeric.items():
+                    if not np.isnan(column[k - 1]):
+                        row[name] = float(column[k - 1])
                 f.write(json.dumps(row, sort_keys=True) + "\n")
 
     def lookup_table(self) -> tf.lookup.StaticHashTable:

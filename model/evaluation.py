@@ -4,7 +4,7 @@ GAUC needs every example of a user, so it is computed over the whole split
 after a pass of predictions, not per batch: `evaluate_split` predicts a split
 (in file order, deterministically) and returns AUC, GAUC and log loss per
 task, the mean gate weight of every expert per task, and `gauc`, the mean of
-the tasks' GAUCs (what early stopping watches).
+the tasks' defined GAUCs.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -
 def split_metrics(predictions: Predictions) -> dict:
     """Returns {task: {"auc", "gauc", "log_loss", "examples", "positives"}} and "gauc".
 
-    The top-level "gauc" is the mean of the tasks' GAUCs.
+    The top-level "gauc" is the mean of the tasks' GAUCs that are defined.
     """
     result = {}
     for task, labels in predictions.labels.items():
@@ -100,7 +100,8 @@ def split_metrics(predictions: Predictions) -> dict:
             "examples": int(len(labels)),
             "positives": int(labels.sum()),
         }
-    result["gauc"] = float(np.mean([result[t]["gauc"] for t in predictions.labels]))
+    gaucs = [result[t]["gauc"] for t in predictions.labels]
+    result["gauc"] = float(np.nanmean(gaucs)) if not np.isnan(gaucs).all() else float("nan")
     return result
 
 
@@ -112,9 +113,10 @@ def evaluate_split(model, data_dir, split, batch_size, entities) -> dict:
 class ValidationMetrics(tf.keras.callbacks.Callback):
     """Adds validation AUC, GAUC, log loss, σ_k and mean gate weights to the epoch logs.
 
-    If no validation user has both classes, `val_gauc` is the mean AUC
-    (said once on stdout). Put it before the callbacks that read them (EarlyStopping on "val_gauc",
-    TensorBoard, CSVLogger): Keras passes one logs dict down the list. Keys:
+    A task whose GAUC is undefined (no validation user has both classes)
+    enters `val_gauc` with its AUC (said once on stdout). Put it before the
+    callbacks that read them (EarlyStopping on "val_gauc", TensorBoard,
+    CSVLogger): Keras passes one logs dict down the list. Keys:
     `val_gauc`, `val_<task>_{auc,gauc,log_loss}`, `sigma_<task>` (the learned
     task uncertainty) and `gate_<task>_expert<n>` (mean gate weight on the
     validation split).
@@ -132,7 +134,7 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
         self.batch_size = batch_size
         self.entities = entities
         self.split = split
-        self._warned = False
+        self._warned = set()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -141,16 +143,20 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
             self.model, self.data_dir, self.split, self.batch_size, self.entities
         )
         result = split_metrics(predictions)
-        logs["val_gauc"] = result["gauc"]
-        if np.isnan(result["gauc"]):
-            # No validation user has both classes: watch the mean AUC instead.
-            logs["val_gauc"] = float(np.nanmean([result[t]["auc"] for t in self.model.task_names]))
-            if not self._warned:
-                print(
-                    f"{self.split} GAUC is undefined (no user has both classes); "
-                    "early stopping watches the mean AUC as val_gauc"
-                )
-                self._warned = True
+        # A task whose GAUC is undefined (no user with both classes) counts with its AUC.
+        per_task = []
+        for task in self.model.task_names:
+            value = result[task]["gauc"]
+            if np.isnan(value):
+                value = result[task]["auc"]
+                if task not in self._warned:
+                    print(
+                        f"{self.split} GAUC of {task} is undefined (no user has both "
+                        f"classes); val_gauc counts its AUC instead"
+                    )
+                    self._warned.add(task)
+            per_task.append(value)
+        logs["val_gauc"] = float(np.nanmean(per_task)) if per_task else float("nan")
         for task in self.model.task_names:
             for name in ("auc", "gauc", "log_loss"):
                 logs[f"val_{task}_{name}"] = result[task][name]

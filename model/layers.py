@@ -114,8 +114,9 @@ class EntityEncoder(tf.keras.layers.Layer):
         Args:
           indices: int32 [...] entity indices (0 = padding / unknown).
           return_squared_norm: Also return the summed squared norm of the
-            embedding rows the batch read, each distinct row once (the L2
-            penalty of the embedding tables on this batch).
+            embedding rows of the batch's distinct entities: each entity's id
+            row and its feature-value rows (a value row shared by several
+            entities counts once per entity).
 
         Returns:
           float32 [..., d] encodings, and with `return_squared_norm` also a

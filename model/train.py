@@ -7,12 +7,13 @@ Every field of `ModelConfig` and `TrainConfig` is a flag (`--help` lists
 them with the paper's defaults). The run
 
   * trains with a Keras progress bar, logging to `DIR/logs` for TensorBoard
-    (per-task loss and AUC per step batch, validation AUC, GAUC and log loss,
-    the learned σ_k and the mean gate weight of every expert per epoch);
+    every epoch: per-task training loss and AUC, validation AUC, GAUC and log
+    loss, the learned σ_k and the mean gate weight of every expert;
   * backs up its state every epoch in `DIR/backup`: run the same command
     again after a crash and it resumes from the last finished epoch;
   * stops early when the validation GAUC (mean over tasks) has not improved
-    for `--patience` epochs, keeping the best epoch's weights;
+    for `--patience` epochs, keeping the best epoch's weights (after a resume,
+    the best of the epochs since the resume);
   * writes the model (`model.trained` layout: model.json, entities/,
     weights/) and `DIR/metrics.json` with the test AUC, GAUC and log loss of
     every task. A DIR that already holds a finished run is left alone unless
@@ -27,6 +28,7 @@ without a label) end the run with one line naming the problem and exit code 2.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from model import config as config_lib
@@ -132,15 +135,19 @@ def train(
     for split in ("train", "valid", "test"):
         spec.files(split)
     entities = load_entities(data_dir)
-    if tf.io.gfile.exists(os.path.join(model_dir, "metrics.json")):
-        if not overwrite:
-            raise DataError(
-                f"{model_dir} holds a finished run (metrics.json); "
-                "pass --overwrite to train again from scratch"
-            )
-        tf.io.gfile.rmtree(model_dir)
+    finished = tf.io.gfile.exists(os.path.join(model_dir, "metrics.json"))
+    if finished and not overwrite:
+        raise DataError(
+            f"{model_dir} holds a finished run (metrics.json); "
+            "pass --overwrite to train again from scratch"
+        )
     strategy = make_strategy(train_config.strategy)
     chief = is_chief(strategy)
+    if finished and chief:
+        tf.io.gfile.rmtree(model_dir)
+    # Under multi_worker every worker shuffles the same way (seeded), so that
+    # splitting the examples by position gives disjoint shares.
+    same_order = train_config.deterministic or train_config.strategy == "multi_worker"
     tf.keras.utils.set_random_seed(train_config.seed)
     steps_per_epoch = max(1, math.ceil(spec.num_examples("train") / train_config.batch_size))
     steps_per_execution = min(train_config.steps_per_execution, steps_per_epoch)
@@ -155,7 +162,7 @@ def train(
             batch_size,
             tasks=tasks,
             shuffle=True,
-            deterministic=train_config.deterministic,
+            deterministic=same_order,
             seed=train_config.seed,
             repeat=True,
             shuffle_buffer=train_config.shuffle_buffer,
@@ -188,7 +195,9 @@ def train(
 
     work_dir = model_dir if chief else tempfile.mkdtemp(prefix="mogenet-worker-")
     callbacks = [
-        tf.keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup")),
+        # Every worker names the same directory: Keras restores all of them
+        # from the chief's backup and sends the others' writes elsewhere.
+        tf.keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
         ValidationMetrics(data_dir, max(train_config.batch_size, 1024), entities),
         tf.keras.callbacks.EarlyStopping(
             monitor="val_gauc",
@@ -214,8 +223,7 @@ def train(
     result = {
         "test": test,
         "tasks": list(tasks),
-        "epochs_run": len(history.history.get("val_gauc", [])),
-        "best_val_gauc": max(history.history.get("val_gauc", [float("nan")])),
+        **_epochs_summary(os.path.join(work_dir, "history.csv"), history),
         "train_seconds": round(duration, 1),
         "model_config": json.loads(config_lib.to_json(model_config)),
         "train_config": json.loads(config_lib.to_json(train_config)),
@@ -230,6 +238,18 @@ def train(
         with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
             f.write(json.dumps(result, indent=2, sort_keys=True, allow_nan=True))
     return result
+
+
+def _epochs_summary(history_csv: str, history) -> dict:
+    """Epochs run and the best validation GAUC, over every run resumed into the directory."""
+    values = history.history.get("val_gauc", [])
+    if tf.io.gfile.exists(history_csv):
+        with tf.io.gfile.GFile(history_csv) as f:
+            values = [float(row["val_gauc"]) for row in csv.DictReader(f) if row.get("val_gauc")]
+    return {
+        "epochs_run": len(values),
+        "best_val_gauc": float(np.nanmax(values)) if values else float("nan"),
+    }
 
 
 def format_metrics(result: dict) -> str:
