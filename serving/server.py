@@ -1,0 +1,365 @@
+"""A server that speaks TF Serving's gRPC API, for where `tensorflow_model_server` is not installed.
+
+  python -m serving.server --port 8500 --model_name mogenet --model_base_path export/mogenet
+
+It serves any SavedModel laid out as TF Serving expects
+(`<model_base_path>/<integer version>/saved_model.pb`), not only MoGENet's:
+
+  * `tensorflow.serving.PredictionService`: Predict and GetModelMetadata;
+    Classify, Regress and MultiInference answer UNIMPLEMENTED;
+  * `tensorflow.serving.ModelService`: GetModelStatus;
+  * TF Serving's error codes: NOT_FOUND for an unknown model or version,
+    FAILED_PRECONDITION for an unknown signature, INVALID_ARGUMENT for missing
+    or extra inputs, a wrong dtype or inputs the signature rejects (e.g.
+    mismatched lengths), RESOURCE_EXHAUSTED above `--max_items` input elements
+    or `--max_message_bytes`;
+  * the newest version is served; every `--file_system_poll_wait_seconds` the
+    base path is scanned, a newer version is loaded and then swapped in
+    atomically (requests in flight finish on the version they started on); a
+    version that fails to load is logged and the current one keeps serving;
+  * binds 127.0.0.1 unless `--host` says otherwise; on SIGTERM or SIGINT it
+    stops taking requests and lets those in flight finish (`--drain_s`).
+
+Speed choices, measured on a prototype (see the task notes): a plain
+`grpc.server` with 3 worker threads, string inputs read straight from
+`string_val`, outputs written as `tensor_content` from numpy bytes.
+
+Not built yet (tracked in the serving issue): REST, Prometheus metrics,
+health checking and reflection, TLS, warm-up requests, batching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.saved_model import loader_impl
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+log = logging.getLogger("serving.server")
+DEFAULT_SIGNATURE = "serving_default"
+_AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.Value("AVAILABLE")
+
+
+class ServableError(Exception):
+    """A request the server answers with a gRPC error code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class LoadedVersion:
+    """One loaded SavedModel version: its signatures and their input dtypes.
+
+    Args:
+      version: The integer version.
+      path: The version's directory.
+
+    Raises:
+      Exception: Whatever loading the SavedModel raises.
+    """
+
+    def __init__(self, version: int, path: str):
+        self.version = version
+        self.path = path
+        self.module = tf.saved_model.load(path)
+        self.signatures = dict(self.module.signatures)
+        saved_model = loader_impl.parse_saved_model(path)
+        self.signature_defs = saved_model.meta_graphs[0].signature_def
+        self.input_dtypes = {
+            name: {key: info.dtype for key, info in signature.inputs.items()}
+            for name, signature in self.signature_defs.items()
+        }
+
+
+class ModelManager:
+    """Keeps the newest loadable version of one model, polling its base path.
+
+    Args:
+      name: The served model's name.
+      base_path: The directory holding integer version subdirectories.
+    """
+
+    def __init__(self, name: str, base_path: str):
+        self.name = name
+        self.base_path = base_path
+        self.current: LoadedVersion | None = None
+        self._failed: dict[int, float] = {}  # version -> mtime of the failed attempt
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def versions(self) -> list[int]:
+        """Returns the integer version directories under the base path, ascending."""
+        if not tf.io.gfile.isdir(self.base_path):
+            return []
+        found = []
+        for entry in tf.io.gfile.listdir(self.base_path):
+            entry = entry.rstrip("/")
+            if entry.isdigit() and tf.io.gfile.isdir(os.path.join(self.base_path, entry)):
+                found.append(int(entry))
+        return sorted(found)
+
+    def poll(self) -> None:
+        """Loads the newest version if it is newer than the one served; keeps it on failure."""
+        for version in reversed(self.versions()):
+            if self.current is not None and version <= self.current.version:
+                return
+            path = os.path.join(self.base_path, str(version))
+            mtime = os.path.getmtime(path) if os.path.exists(path) else 0.0
+            if self._failed.get(version) == mtime:
+                continue  # already failed as it is now: try older ones
+            try:
+                loaded = LoadedVersion(version, path)
+            except Exception as e:  # noqa: BLE001 — any load failure keeps the old version
+                self._failed[version] = mtime
+                log.error(
+                    "model %s version %d failed to load (%s): %s",
+                    self.name,
+                    version,
+                    type(e).__name__,
+                    e,
+                )
+                continue
+            previous = self.current
+            self.current = loaded  # one reference swap: atomic for the handlers
+            log.info(
+                "model %s: serving version %d%s",
+                self.name,
+                version,
+                f" (was {previous.version})" if previous else "",
+            )
+            return
+
+    def start(self, poll_s: float) -> None:
+        """Polls once now, then every `poll_s` seconds in a daemon thread."""
+        self.poll()
+
+        def loop():
+            while not self._stop.wait(poll_s):
+                self.poll()
+
+        self._thread = threading.Thread(target=loop, name="version-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def resolve(self, model_spec) -> LoadedVersion:
+        """Returns the version a request's ModelSpec asks for.
+
+        Raises:
+          ServableError: NOT_FOUND for another model, a missing version or none loaded.
+        """
+        if model_spec.name != self.name:
+            raise ServableError(
+                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {model_spec.name}"
+            )
+        current = self.current
+        if current is None:
+            raise ServableError(grpc.StatusCode.NOT_FOUND, f"no version of {self.name} is loaded")
+        if model_spec.HasField("version") and model_spec.version.value != current.version:
+            raise ServableError(
+                grpc.StatusCode.NOT_FOUND,
+                "Servable not found for request: "
+                f"Specific({self.name}, {model_spec.version.value})",
+            )
+        return current
+
+
+def _input_tensor(name: str, proto, expected_dtype: int):
+    if proto.dtype != expected_dtype:
+        raise ServableError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"input {name} has dtype {tf.dtypes.as_dtype(proto.dtype).name}, "
+            f"expected {tf.dtypes.as_dtype(expected_dtype).name}",
+        )
+    if proto.dtype == tf.string.as_datatype_enum:
+        shape = [d.size for d in proto.tensor_shape.dim]
+        return tf.reshape(tf.constant(list(proto.string_val), tf.string), shape or [-1])
+    return tf.constant(tf.make_ndarray(proto))
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Predict and GetModelMetadata over a `ModelManager` (the rest: UNIMPLEMENTED)."""
+
+    def __init__(self, manager: ModelManager, max_items: int):
+        self.manager = manager
+        self.max_items = max_items
+
+    def Predict(self, request, context):
+        try:
+            return self._predict(request)
+        except ServableError as e:
+            context.abort(e.code, str(e))
+
+    def _predict(self, request):
+        model = self.manager.resolve(request.model_spec)
+        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        function = model.signatures.get(name)
+        if function is None:
+            raise ServableError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'Serving signature name: "{name}" not found in signature def',
+            )
+        expected = model.input_dtypes[name]
+        given = set(request.inputs)
+        if given != set(expected):
+            missing, extra = sorted(set(expected) - given), sorted(given - set(expected))
+            raise ServableError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"inputs do not match signature {name}: missing {missing}, extra {extra}",
+            )
+        elements = sum(
+            max(1, int(np.prod([d.size for d in t.tensor_shape.dim])))
+            for t in request.inputs.values()
+        )
+        if elements > self.max_items:
+            raise ServableError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"request holds {elements} input elements, above the limit of {self.max_items}",
+            )
+        tensors = {key: _input_tensor(key, request.inputs[key], expected[key]) for key in expected}
+        try:
+            outputs = function(**tensors)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+            message = getattr(e, "message", None) or str(e)
+            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, message.splitlines()[0]) from None
+        wanted = list(request.output_filter) or list(outputs)
+        unknown = sorted(set(wanted) - set(outputs))
+        if unknown:
+            raise ServableError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"unknown output_filter {unknown}"
+            )
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = self.manager.name
+        response.model_spec.version.value = model.version
+        response.model_spec.signature_name = name
+        for key in wanted:
+            output = outputs[key]
+            value = output.numpy()
+            tensor = response.outputs[key]
+            tensor.dtype = output.dtype.as_datatype_enum
+            for size in value.shape:
+                tensor.tensor_shape.dim.add().size = size
+            if output.dtype == tf.string:
+                tensor.string_val.extend(value.reshape(-1).tolist())
+            else:
+                tensor.tensor_content = value.astype(value.dtype.newbyteorder("<")).tobytes()
+        return response
+
+    def GetModelMetadata(self, request, context):
+        try:
+            model = self.manager.resolve(request.model_spec)
+            if list(request.metadata_field) != ["signature_def"]:
+                raise ServableError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "Metadata field must be signature_def (the only one supported)",
+                )
+        except ServableError as e:
+            context.abort(e.code, str(e))
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature in model.signature_defs.items():
+            signatures.signature_def[name].CopyFrom(signature)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = self.manager.name
+        response.model_spec.version.value = model.version
+        response.metadata["signature_def"].Pack(signatures)
+        return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus: the served version is AVAILABLE."""
+
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+
+    def GetModelStatus(self, request, context):
+        try:
+            model = self.manager.resolve(request.model_spec)
+        except ServableError as e:
+            context.abort(e.code, str(e))
+        response = get_model_status_pb2.GetModelStatusResponse()
+        status = response.model_version_status.add()
+        status.version = model.version
+        status.state = _AVAILABLE
+        return response
+
+
+def make_server(
+    manager: ModelManager, host: str, port: int, max_items: int, max_message_bytes: int
+):
+    """Returns (grpc server, bound port), not started."""
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=3), options=options)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(manager, max_items), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if not bound:
+        raise OSError(f"cannot bind {host}:{port}")
+    return server, bound
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.server",
+        description="Serve a SavedModel over TF Serving's gRPC API.",
+    )
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port (0 = any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--model_base_path", required=True, help="directory of integer versions")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
+    parser.add_argument("--max_items", type=int, default=10_000, help="input elements per request")
+    parser.add_argument("--max_message_bytes", type=int, default=4 * 1024 * 1024)
+    parser.add_argument("--drain_s", type=float, default=5.0, help="grace for requests in flight")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    manager = ModelManager(args.model_name, args.model_base_path)
+    manager.start(args.file_system_poll_wait_seconds)
+    if manager.current is None:
+        log.warning("no loadable version under %s yet; waiting for one", args.model_base_path)
+    try:
+        server, port = make_server(
+            manager, args.host, args.port, args.max_items, args.max_message_bytes
+        )
+    except OSError as e:
+        print(f"serving.server: error: {e}", file=sys.stderr)
+        return 2
+    server.start()
+    print(f"serving {args.model_name} on {args.host}:{port}", flush=True)
+    stopped = threading.Event()
+
+    def drain(signum, frame):
+        log.info("signal %d: draining requests in flight (up to %.1f s)", signum, args.drain_s)
+        manager.stop()
+        server.stop(args.drain_s).wait()
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, drain)
+    signal.signal(signal.SIGINT, drain)
+    stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

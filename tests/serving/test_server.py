@@ -1,0 +1,181 @@
+"""The TF Serving–compatible server, in process, on a small hand-made SavedModel."""
+
+import logging
+import os
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.client import ScoringClient, ScoringError
+from serving.server import ModelManager, make_server
+
+
+class _Scorer(tf.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.bias = tf.Variable(bias)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None], tf.string, name="item_id"),
+        ]
+    )
+    def serve(self, user_id, item_id):
+        users, items = tf.size(user_id), tf.size(item_id)
+        ok = tf.logical_or(tf.equal(users, 1), tf.equal(users, items))
+        with tf.control_dependencies([tf.debugging.Assert(ok, ["user_id needs 1 or N ids"])]):
+            score = tf.cast(tf.strings.to_hash_bucket_fast(item_id, 100), tf.float32) / 100.0
+        return {"click": score + self.bias, "conversion": score * 0.5}
+
+
+def _expected(items, bias):
+    buckets = tf.strings.to_hash_bucket_fast(tf.constant(items), 100).numpy() / 100.0
+    return {"click": buckets + bias, "conversion": buckets * 0.5}
+
+
+def _save(base, version, bias):
+    module = _Scorer(bias)
+    tf.saved_model.save(
+        module, os.path.join(base, str(version)), signatures={"serving_default": module.serve}
+    )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("export") / "mogenet")
+    _save(base, 1, 0.0)
+    manager = ModelManager("mogenet", base)
+    manager.start(poll_s=3600)  # the tests poll by hand
+    server, port = make_server(manager, "127.0.0.1", 0, max_items=50, max_message_bytes=1 << 20)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield base, manager, f"127.0.0.1:{port}", channel
+    channel.close()
+    manager.stop()
+    server.stop(None)
+
+
+def _request(**inputs):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mogenet"
+    for name, (values, dtype) in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype))
+    return request
+
+
+def _code(channel, request, method="Predict"):
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as error:
+        getattr(stub, method)(request, timeout=10)
+    return error.value.code()
+
+
+def test_predict_broadcasts_one_user_and_reports_the_version(served):
+    _, manager, target, _ = served
+    items = ["i1", "i2", "i3"]
+    with ScoringClient(target) as client:
+        scores = client.score("u1", items)
+        assert client.output_names() == ["click", "conversion"]
+    bias = float(manager.current.module.bias.numpy())
+    for task, expected in _expected(items, bias).items():
+        np.testing.assert_allclose(scores[task], expected, rtol=1e-6)
+
+
+def test_every_bad_request_gets_its_code_and_the_server_keeps_serving(served):
+    _, _, target, channel = served
+    good = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
+    other = predict_pb2.PredictRequest()
+    other.CopyFrom(good)
+    other.model_spec.name = "nope"
+    assert _code(channel, other) == grpc.StatusCode.NOT_FOUND
+    pinned = predict_pb2.PredictRequest()
+    pinned.CopyFrom(good)
+    pinned.model_spec.version.value = 99
+    assert _code(channel, pinned) == grpc.StatusCode.NOT_FOUND
+    signature = predict_pb2.PredictRequest()
+    signature.CopyFrom(good)
+    signature.model_spec.signature_name = "score_everything"
+    assert _code(channel, signature) == grpc.StatusCode.FAILED_PRECONDITION
+    missing = _request(item_id=(["a"], tf.string))
+    assert _code(channel, missing) == grpc.StatusCode.INVALID_ARGUMENT
+    extra = _request(user_id=(["u"], tf.string), item_id=(["a"], tf.string), x=([1.0], tf.float32))
+    assert _code(channel, extra) == grpc.StatusCode.INVALID_ARGUMENT
+    dtype = _request(user_id=(["u"], tf.string), item_id=([1.0, 2.0], tf.float32))
+    assert _code(channel, dtype) == grpc.StatusCode.INVALID_ARGUMENT
+    lengths = _request(user_id=(["u", "v"], tf.string), item_id=(["a", "b", "c"], tf.string))
+    assert _code(channel, lengths) == grpc.StatusCode.INVALID_ARGUMENT
+    many = _request(user_id=(["u"], tf.string), item_id=([f"i{k}" for k in range(60)], tf.string))
+    assert _code(channel, many) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    huge = _request(user_id=(["u"], tf.string), item_id=(["x" * (2 << 20)], tf.string))
+    assert _code(channel, huge) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    classify = classification_pb2.ClassificationRequest()
+    classify.model_spec.name = "mogenet"
+    assert _code(channel, classify, "Classify") == grpc.StatusCode.UNIMPLEMENTED
+    with ScoringClient(target) as client:
+        assert len(client.score("u", ["a", "b"])["click"]) == 2
+
+
+def test_model_status_is_available(served):
+    _, manager, _, channel = served
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "mogenet"
+    (status,) = stub.GetModelStatus(request, timeout=10).model_version_status
+    assert status.version == manager.current.version
+    assert get_model_status_pb2.ModelVersionStatus.State.Name(status.state) == "AVAILABLE"
+    request.model_spec.name = "other"
+    with pytest.raises(grpc.RpcError) as error:
+        stub.GetModelStatus(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_new_version_swaps_in_under_load_and_a_corrupt_one_is_skipped(served, caplog):
+    base, manager, target, _ = served
+    failures, versions, stop = [], set(), threading.Event()
+
+    def load():
+        request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+        while not stop.is_set():
+            try:
+                versions.add(stub.Predict(request, timeout=10).model_spec.version.value)
+            except grpc.RpcError as e:
+                failures.append(e.code())
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    _save(base, 2, 1.0)
+    manager.poll()
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert versions == {1, 2} and manager.current.version == 2
+    os.makedirs(os.path.join(base, "3"))
+    with open(os.path.join(base, "3", "saved_model.pb"), "wb") as f:
+        f.write(b"not a SavedModel")
+    with caplog.at_level(logging.ERROR, logger="serving.server"):
+        manager.poll()
+    assert manager.current.version == 2
+    assert "version 3 failed to load" in caplog.text
+    with ScoringClient(target) as client:
+        np.testing.assert_allclose(
+            client.score("u", ["a"])["click"], _expected(["a"], 1.0)["click"], rtol=1e-6
+        )
+    with ScoringClient(target, version=1) as client, pytest.raises(ScoringError, match="NOT_FOUND"):
+        client.score("u", ["a"])
