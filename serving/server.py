@@ -1,6 +1,7 @@
 """A server that speaks TF Serving's gRPC API, for where `tensorflow_model_server` is not installed.
 
-  python -m serving.server --port 8500 --model_name mogenet --model_base_path export/mogenet
+  python -m serving.server --port 8500 --rest_api_port 8501 --model_name mogenet \
+      --model_base_path export/mogenet
 
 It serves any SavedModel laid out as TF Serving expects
 (`<model_base_path>/<integer version>/saved_model.pb`), not only MoGENet's:
@@ -8,6 +9,7 @@ It serves any SavedModel laid out as TF Serving expects
   * `tensorflow.serving.PredictionService`: Predict and GetModelMetadata;
     Classify, Regress and MultiInference answer UNIMPLEMENTED;
   * `tensorflow.serving.ModelService`: GetModelStatus;
+  * with `--rest_api_port`, TF Serving's REST API (`serving.rest`);
   * TF Serving's error codes: NOT_FOUND for an unknown model or version,
     FAILED_PRECONDITION for an unknown signature, INVALID_ARGUMENT for missing
     or extra inputs, a wrong dtype or inputs the signature rejects (e.g.
@@ -24,8 +26,8 @@ Speed choices, measured on a prototype (see the task notes): a plain
 `grpc.server` with 3 worker threads, string inputs read straight from
 `string_val`, outputs written as `tensor_content` from numpy bytes.
 
-Not built yet (tracked in the serving issue): REST, Prometheus metrics,
-health checking and reflection, TLS, warm-up requests, batching.
+Not built yet (tracked in the serving issue): Prometheus metrics, health
+checking and reflection, TLS, warm-up requests, batching.
 """
 
 from __future__ import annotations
@@ -159,26 +161,84 @@ class ModelManager:
     def stop(self) -> None:
         self._stop.set()
 
-    def resolve(self, model_spec) -> LoadedVersion:
-        """Returns the version a request's ModelSpec asks for.
+    def resolve(self, name: str, version: int | None = None) -> LoadedVersion:
+        """Returns the loaded version a request asks for (None = the newest).
 
         Raises:
           ServableError: NOT_FOUND for another model, a missing version or none loaded.
         """
-        if model_spec.name != self.name:
+        if name != self.name:
             raise ServableError(
-                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {model_spec.name}"
+                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {name}"
             )
         current = self.current
         if current is None:
             raise ServableError(grpc.StatusCode.NOT_FOUND, f"no version of {self.name} is loaded")
-        if model_spec.HasField("version") and model_spec.version.value != current.version:
+        if version is not None and version != current.version:
             raise ServableError(
                 grpc.StatusCode.NOT_FOUND,
-                "Servable not found for request: "
-                f"Specific({self.name}, {model_spec.version.value})",
+                f"Servable not found for request: Specific({self.name}, {version})",
             )
         return current
+
+    def resolve_spec(self, model_spec) -> LoadedVersion:
+        """`resolve` for a gRPC ModelSpec."""
+        version = model_spec.version.value if model_spec.HasField("version") else None
+        return self.resolve(model_spec.name, version)
+
+
+def check_request(model: LoadedVersion, signature: str, elements: dict, max_items: int) -> dict:
+    """Checks a request's signature, input names and size; returns {input: dtype enum}.
+
+    Args:
+      model: The version asked for.
+      signature: The signature's name.
+      elements: {input name: number of elements given}.
+      max_items: The largest total number of input elements.
+
+    Raises:
+      ServableError: FAILED_PRECONDITION (signature), INVALID_ARGUMENT (input
+        names) or RESOURCE_EXHAUSTED (size).
+    """
+    if signature not in model.signatures:
+        raise ServableError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f'Serving signature name: "{signature}" not found in signature def',
+        )
+    expected = model.input_dtypes[signature]
+    if set(elements) != set(expected):
+        missing = sorted(set(expected) - set(elements))
+        extra = sorted(set(elements) - set(expected))
+        raise ServableError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"inputs do not match signature {signature}: missing {missing}, extra {extra}",
+        )
+    total = sum(elements.values())
+    if total > max_items:
+        raise ServableError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"request holds {total} input elements, above the limit of {max_items}",
+        )
+    return expected
+
+
+def run_signature(model: LoadedVersion, signature: str, tensors: dict, output_filter) -> dict:
+    """Calls a signature; returns {output name: tf.Tensor}, only those in `output_filter` if set.
+
+    Raises:
+      ServableError: INVALID_ARGUMENT if the signature rejects the inputs or
+        the filter names an unknown output.
+    """
+    try:
+        outputs = model.signatures[signature](**tensors)
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+        message = getattr(e, "message", None) or str(e)
+        raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, message.splitlines()[0]) from None
+    wanted = list(output_filter) or sorted(outputs)
+    unknown = sorted(set(wanted) - set(outputs))
+    if unknown:
+        raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output_filter {unknown}")
+    return {key: outputs[key] for key in wanted}
 
 
 def _input_tensor(name: str, proto, expected_dtype: int):
@@ -208,49 +268,20 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(e.code, str(e))
 
     def _predict(self, request):
-        model = self.manager.resolve(request.model_spec)
+        model = self.manager.resolve_spec(request.model_spec)
         name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        function = model.signatures.get(name)
-        if function is None:
-            raise ServableError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f'Serving signature name: "{name}" not found in signature def',
-            )
-        expected = model.input_dtypes[name]
-        given = set(request.inputs)
-        if given != set(expected):
-            missing, extra = sorted(set(expected) - given), sorted(given - set(expected))
-            raise ServableError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"inputs do not match signature {name}: missing {missing}, extra {extra}",
-            )
-        elements = sum(
-            max(1, int(np.prod([d.size for d in t.tensor_shape.dim])))
-            for t in request.inputs.values()
-        )
-        if elements > self.max_items:
-            raise ServableError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request holds {elements} input elements, above the limit of {self.max_items}",
-            )
+        elements = {
+            key: max(1, int(np.prod([d.size for d in t.tensor_shape.dim])))
+            for key, t in request.inputs.items()
+        }
+        expected = check_request(model, name, elements, self.max_items)
         tensors = {key: _input_tensor(key, request.inputs[key], expected[key]) for key in expected}
-        try:
-            outputs = function(**tensors)
-        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-            message = getattr(e, "message", None) or str(e)
-            raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, message.splitlines()[0]) from None
-        wanted = list(request.output_filter) or list(outputs)
-        unknown = sorted(set(wanted) - set(outputs))
-        if unknown:
-            raise ServableError(
-                grpc.StatusCode.INVALID_ARGUMENT, f"unknown output_filter {unknown}"
-            )
+        outputs = run_signature(model, name, tensors, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.manager.name
         response.model_spec.version.value = model.version
         response.model_spec.signature_name = name
-        for key in wanted:
-            output = outputs[key]
+        for key, output in outputs.items():
             value = output.numpy()
             tensor = response.outputs[key]
             tensor.dtype = output.dtype.as_datatype_enum
@@ -264,7 +295,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request, context):
         try:
-            model = self.manager.resolve(request.model_spec)
+            model = self.manager.resolve_spec(request.model_spec)
             if list(request.metadata_field) != ["signature_def"]:
                 raise ServableError(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -290,7 +321,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):
         try:
-            model = self.manager.resolve(request.model_spec)
+            model = self.manager.resolve_spec(request.model_spec)
         except ServableError as e:
             context.abort(e.code, str(e))
         response = get_model_status_pb2.GetModelStatusResponse()
@@ -325,6 +356,9 @@ def main(argv=None) -> int:
         description="Serve a SavedModel over TF Serving's gRPC API.",
     )
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0 = any free port)")
+    parser.add_argument(
+        "--rest_api_port", type=int, default=0, help="REST port (0 = no REST, as TF Serving)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--model_base_path", required=True, help="directory of integer versions")
@@ -347,11 +381,19 @@ def main(argv=None) -> int:
         return 2
     server.start()
     print(f"serving {args.model_name} on {args.host}:{port}", flush=True)
+    rest = None
+    if args.rest_api_port:
+        from serving.rest import start_rest_server
+
+        rest, rest_port = start_rest_server(manager, args.host, args.rest_api_port, args.max_items)
+        print(f"REST API on {args.host}:{rest_port}", flush=True)
     stopped = threading.Event()
 
     def drain(signum, frame):
         log.info("signal %d: draining requests in flight (up to %.1f s)", signum, args.drain_s)
         manager.stop()
+        if rest is not None:
+            rest.shutdown()
         server.stop(args.drain_s).wait()
         stopped.set()
 

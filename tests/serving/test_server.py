@@ -179,3 +179,104 @@ def test_a_new_version_swaps_in_under_load_and_a_corrupt_one_is_skipped(served, 
         )
     with ScoringClient(target, version=1) as client, pytest.raises(ScoringError, match="NOT_FOUND"):
         client.score("u", ["a"])
+
+
+def test_cli_serves_then_drains_on_sigterm(served, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from model.local_cluster import free_port
+
+    base = served[0]
+    rest_port = free_port()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", "--port", "0", "--model_name", "mogenet"]
+        + ["--model_base_path", base, "--rest_api_port", str(rest_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving mogenet on 127.0.0.1:"), line + process.stderr.read()
+        target = line.split(" on ")[1].strip()
+        with ScoringClient(target, timeout_s=10) as client:
+            assert len(client.score("u", ["a", "b", "c"])["click"]) == 3
+        assert process.stdout.readline().strip() == f"REST API on 127.0.0.1:{rest_port}"
+        assert _http(rest_port, "GET", "/v1/models/mogenet")[0] == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "draining" in process.stderr.read()
+    finally:
+        process.kill()
+
+
+def _http(port, method, path, body=None):
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(method, path, body=None if body is None else json.dumps(body))
+    response = connection.getresponse()
+    payload = json.loads(response.read())
+    connection.close()
+    return response.status, payload
+
+
+def test_rest_api_as_tf_serving_has_it(served):
+    import base64
+
+    from serving.rest import start_rest_server
+
+    _, manager, _, _ = served
+    rest, port = start_rest_server(manager, "127.0.0.1", 0, max_items=50)
+    try:
+        version = manager.current.version
+        bias = float(manager.current.module.bias.numpy())
+        columnar = {
+            "inputs": {"user_id": ["u"], "item_id": ["a", {"b64": base64.b64encode(b"b").decode()}]}
+        }
+        status, payload = _http(port, "POST", "/v1/models/mogenet:predict", columnar)
+        assert status == 200
+        np.testing.assert_allclose(
+            payload["outputs"]["click"], _expected(["a", "b"], bias)["click"], rtol=1e-6
+        )
+        rows = {"instances": [{"user_id": "u", "item_id": "a"}, {"user_id": "v", "item_id": "c"}]}
+        status, payload = _http(
+            port, "POST", f"/v1/models/mogenet/versions/{version}:predict", rows
+        )
+        assert status == 200 and len(payload["predictions"]) == 2
+        assert set(payload["predictions"][1]) == {"click", "conversion"}
+        status, payload = _http(port, "GET", "/v1/models/mogenet")
+        assert status == 200
+        assert payload["model_version_status"][0] == {
+            "version": str(version),
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""},
+        }
+        status, payload = _http(port, "GET", "/v1/models/mogenet/metadata")
+        outputs = payload["metadata"]["signature_def"]["signatureDef"]["serving_default"]["outputs"]
+        assert status == 200 and set(outputs) == {"click", "conversion"}
+        assert _http(port, "GET", "/v1/models/other")[0] == 404
+        assert _http(port, "POST", "/v1/models/mogenet/versions/99:predict", columnar)[0] == 404
+        assert (
+            _http(port, "POST", "/v1/models/mogenet:predict", {"signature_name": "x", **columnar})[
+                0
+            ]
+            == 400
+        )
+        assert (
+            _http(port, "POST", "/v1/models/mogenet:predict", {"inputs": {"item_id": ["a"]}})[0]
+            == 400
+        )
+        many = {"inputs": {"user_id": ["u"], "item_id": [f"i{k}" for k in range(60)]}}
+        status, payload = _http(port, "POST", "/v1/models/mogenet:predict", many)
+        assert status == 429 and "above the limit" in payload["error"]
+        lengths = {"inputs": {"user_id": ["u", "v"], "item_id": ["a", "b", "c"]}}
+        assert _http(port, "POST", "/v1/models/mogenet:predict", lengths)[0] == 400
+    finally:
+        rest.shutdown()

@@ -1,0 +1,195 @@
+"""TF Serving's REST API over the same models as the gRPC server.
+
+  POST /v1/models/NAME[/versions/V]:predict   {"instances": [...]} or {"inputs": {...}}
+  GET  /v1/models/NAME[/versions/V]           version status
+  GET  /v1/models/NAME[/versions/V]/metadata  signature defs
+
+As in TF Serving: the row format ("instances", a list of {input: value}
+objects, or of bare values when the signature has one input) answers
+{"predictions": [...]}, one entry per row; the columnar format ("inputs", an
+{input: list} object) answers {"outputs": {output: list}}; a string value may
+be given as {"b64": "<base64>"}; "signature_name" picks the signature. Errors
+answer {"error": "<message>"} with the HTTP status of the gRPC code
+(NOT_FOUND 404, INVALID_ARGUMENT and FAILED_PRECONDITION 400,
+RESOURCE_EXHAUSTED 429).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from serving.server import (
+    DEFAULT_SIGNATURE,
+    ModelManager,
+    ServableError,
+    check_request,
+    run_signature,
+)
+
+_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(?::(predict)|/(metadata))?$")
+_HTTP_STATUS = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+}
+
+
+def _bad(message: str) -> ServableError:
+    return ServableError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _value(value, dtype: tf.DType):
+    if dtype == tf.string:
+        if isinstance(value, dict):
+            if set(value) != {"b64"}:
+                raise _bad(f"a bytes value must be {{'b64': ...}}, got {value}")
+            return base64.b64decode(value["b64"])
+        return value.encode() if isinstance(value, str) else value
+    return value
+
+
+def _tensor(name: str, values, dtype_enum: int):
+    dtype = tf.dtypes.as_dtype(dtype_enum)
+    values = values if isinstance(values, list) else [values]
+    try:
+        if dtype == tf.string:
+            return tf.constant([_value(v, dtype) for v in values], tf.string)
+        return tf.constant(np.asarray(values, dtype=dtype.as_numpy_dtype))
+    except (ValueError, TypeError) as e:
+        raise _bad(f"input {name} is not {dtype.name}: {e}") from None
+
+
+def _columns(body: dict, expected: dict) -> tuple[dict, bool]:
+    """Returns ({input: list of values}, row format?) of a predict body."""
+    if ("instances" in body) == ("inputs" in body):
+        raise _bad('the body needs exactly one of "instances" or "inputs"')
+    if "inputs" in body:
+        inputs = body["inputs"]
+        if not isinstance(inputs, dict):
+            if len(expected) != 1:
+                raise _bad('"inputs" must be an object of named inputs')
+            inputs = {next(iter(expected)): inputs}
+        return inputs, False
+    rows = body["instances"]
+    if not isinstance(rows, list):
+        raise _bad('"instances" must be a list')
+    if rows and all(isinstance(r, dict) and "b64" not in r for r in rows):
+        names = set(rows[0])
+        if any(set(r) != names for r in rows):
+            raise _bad("every instance must name the same inputs")
+        return {n: [r[n] for r in rows] for n in names}, True
+    if len(expected) != 1:
+        raise _bad("instances of bare values need a signature with one input")
+    return {next(iter(expected)): rows}, True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    manager: ModelManager
+    max_items: int
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet: the gRPC side logs what matters
+        pass
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self, method: str):
+        match = _PATH.match(self.path)
+        if not match:
+            raise ServableError(grpc.StatusCode.NOT_FOUND, f"no such path: {self.path}")
+        name, version, predict, metadata = match.groups()
+        model = self.manager.resolve(name, int(version) if version else None)
+        if method == "POST" and predict:
+            return self._predict(model)
+        if method == "GET" and metadata:
+            signatures = get_model_metadata_pb2.SignatureDefMap()
+            for key, signature in model.signature_defs.items():
+                signatures.signature_def[key].CopyFrom(signature)
+            return {
+                "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
+                "metadata": {"signature_def": json_format.MessageToDict(signatures)},
+            }
+        if method == "GET" and not predict:
+            return {
+                "model_version_status": [
+                    {
+                        "version": str(model.version),
+                        "state": "AVAILABLE",
+                        "status": {"error_code": "OK", "error_message": ""},
+                    }
+                ]
+            }
+        raise ServableError(grpc.StatusCode.NOT_FOUND, f"no {method} on {self.path}")
+
+    def _predict(self, model):
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"null")
+        except ValueError as e:
+            raise _bad(f"the body is not JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise _bad("the body must be a JSON object")
+        signature = body.get("signature_name") or DEFAULT_SIGNATURE
+        if signature not in model.signatures:
+            check_request(model, signature, {}, self.max_items)  # raises FAILED_PRECONDITION
+        columns, rows = _columns(body, model.input_dtypes[signature])
+        sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in columns.items()}
+        expected = check_request(model, signature, sizes, self.max_items)
+        tensors = {k: _tensor(k, columns[k], expected[k]) for k in expected}
+        outputs = {
+            k: _json_values(v) for k, v in run_signature(model, signature, tensors, []).items()
+        }
+        if not rows:
+            return {"outputs": outputs}
+        if len(outputs) == 1:
+            return {"predictions": next(iter(outputs.values()))}
+        count = len(next(iter(outputs.values())))
+        return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(count)]}
+
+    def _serve(self, method: str) -> None:
+        try:
+            self._send(200, self._route(method))
+        except ServableError as e:
+            self._send(_HTTP_STATUS.get(e.code, 500), {"error": str(e)})
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+
+def _json_values(tensor: tf.Tensor):
+    value = tensor.numpy()
+    if tensor.dtype == tf.string:
+        return [
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+            for v in value.reshape(-1).tolist()
+        ]
+    return value.tolist()
+
+
+def start_rest_server(manager: ModelManager, host: str, port: int, max_items: int):
+    """Starts the REST server in a daemon thread; returns (server, bound port)."""
+    handler = type("Handler", (_Handler,), {"manager": manager, "max_items": max_items})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="rest", daemon=True).start()
+    return server, server.server_address[1]
