@@ -12,6 +12,10 @@ INSTALL_REQUIRES = [
     "tensorflow-recommenders==0.7.7",
     "apache-beam[tfrecord]==2.77.0",
     "tensorflow-serving-api==2.21.0",
+    # 1.75.x: the newest releases that still accept protobuf < 7, which Beam pins.
+    "grpcio-health-checking==1.75.1",
+    "grpcio-reflection==1.75.1",
+    "prometheus-client==0.26.0",
     "ml-collections==1.1.0",
     "numpy>=1.26,<3",
     "pyarrow>=14",

@@ -3,6 +3,7 @@
   POST /v1/models/NAME[/versions/V]:predict   {"instances": [...]} or {"inputs": {...}}
   GET  /v1/models/NAME[/versions/V]           version status
   GET  /v1/models/NAME[/versions/V]/metadata  signature defs
+  GET  /monitoring/prometheus/metrics         Prometheus metrics (both APIs)
 
 As in TF Serving: the row format ("instances", a list of {input: value}
 objects, or of bare values when the signature has one input) answers
@@ -20,10 +21,12 @@ import base64
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import numpy as np
+import prometheus_client
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -32,11 +35,13 @@ from serving.server import (
     DEFAULT_SIGNATURE,
     ModelManager,
     ServableError,
+    ServerMetrics,
     check_request,
     run_signature,
 )
 
 _PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(?::(predict)|/(metadata))?$")
+METRICS_PATH = "/monitoring/prometheus/metrics"
 _HTTP_STATUS = {
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -97,6 +102,7 @@ def _columns(body: dict, expected: dict) -> tuple[dict, bool]:
 class _Handler(BaseHTTPRequestHandler):
     manager: ModelManager
     max_items: int
+    metrics: ServerMetrics
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):  # quiet: the gRPC side logs what matters
@@ -164,12 +170,29 @@ class _Handler(BaseHTTPRequestHandler):
         return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(count)]}
 
     def _serve(self, method: str) -> None:
+        started = time.perf_counter()
+        status = grpc.StatusCode.OK
         try:
             self._send(200, self._route(method))
         except ServableError as e:
+            status = e.code
             self._send(_HTTP_STATUS.get(e.code, 500), {"error": str(e)})
+        finally:
+            match = _PATH.match(self.path)
+            if method == "POST" and match:
+                self.metrics.observe(
+                    match.group(1), "", "rest", status, time.perf_counter() - started
+                )
 
     def do_GET(self):
+        if self.path == METRICS_PATH:
+            data = self.metrics.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         self._serve("GET")
 
     def do_POST(self):
@@ -186,9 +209,16 @@ def _json_values(tensor: tf.Tensor):
     return value.tolist()
 
 
-def start_rest_server(manager: ModelManager, host: str, port: int, max_items: int):
+def start_rest_server(
+    manager: ModelManager,
+    host: str,
+    port: int,
+    max_items: int,
+    metrics: ServerMetrics | None = None,
+):
     """Starts the REST server in a daemon thread; returns (server, bound port)."""
-    handler = type("Handler", (_Handler,), {"manager": manager, "max_items": max_items})
+    attributes = {"manager": manager, "max_items": max_items, "metrics": metrics or ServerMetrics()}
+    handler = type("Handler", (_Handler,), attributes)
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="rest", daemon=True).start()

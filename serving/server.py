@@ -26,8 +26,10 @@ Speed choices, measured on a prototype (see the task notes): a plain
 `grpc.server` with 3 worker threads, string inputs read straight from
 `string_val`, outputs written as `tensor_content` from numpy bytes.
 
-Not built yet (tracked in the serving issue): Prometheus metrics, health
-checking and reflection, TLS, warm-up requests, batching.
+  * gRPC health checking (`grpc.health.v1.Health`) and server reflection;
+    Prometheus metrics at the REST port's /monitoring/prometheus/metrics.
+
+Not built yet (tracked in the serving issue): TLS, warm-up requests, batching.
 """
 
 from __future__ import annotations
@@ -38,11 +40,15 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 
 import grpc
 import numpy as np
+import prometheus_client
 import tensorflow as tf
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -55,6 +61,38 @@ from tensorflow_serving.apis import (
 log = logging.getLogger("serving.server")
 DEFAULT_SIGNATURE = "serving_default"
 _AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.Value("AVAILABLE")
+
+
+class ServerMetrics:
+    """Prometheus metrics of the requests, per model, signature, API and status code.
+
+    `tensorflow_serving_request_count` (counter) and
+    `tensorflow_serving_request_latency_seconds` (histogram), in a registry of
+    their own; the REST server exposes them at /monitoring/prometheus/metrics,
+    TF Serving's path.
+    """
+
+    def __init__(self):
+        self.registry = prometheus_client.CollectorRegistry()
+        labels = ("model_name", "signature_name", "api", "status")
+        self.requests = prometheus_client.Counter(
+            "tensorflow_serving_request_count", "Requests.", labels, registry=self.registry
+        )
+        self.latency = prometheus_client.Histogram(
+            "tensorflow_serving_request_latency_seconds",
+            "Request latency.",
+            ("model_name", "signature_name", "api"),
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+
+    def observe(self, model, signature, api, status: grpc.StatusCode, seconds: float) -> None:
+        self.requests.labels(model, signature, api, status.name).inc()
+        self.latency.labels(model, signature, api).observe(seconds)
+
+    def exposition(self) -> bytes:
+        """Returns the metrics in Prometheus' text format."""
+        return prometheus_client.generate_latest(self.registry)
 
 
 class ServableError(Exception):
@@ -104,6 +142,7 @@ class ModelManager:
         self._failed: dict[int, float] = {}  # version -> mtime of the failed attempt
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_swap = None  # called after a new version is swapped in
 
     def versions(self) -> list[int]:
         """Returns the integer version directories under the base path, ascending."""
@@ -139,6 +178,8 @@ class ModelManager:
                 continue
             previous = self.current
             self.current = loaded  # one reference swap: atomic for the handlers
+            if self.on_swap is not None:
+                self.on_swap()
             log.info(
                 "model %s: serving version %d%s",
                 self.name,
@@ -257,15 +298,27 @@ def _input_tensor(name: str, proto, expected_dtype: int):
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata over a `ModelManager` (the rest: UNIMPLEMENTED)."""
 
-    def __init__(self, manager: ModelManager, max_items: int):
+    def __init__(self, manager: ModelManager, max_items: int, metrics: ServerMetrics):
         self.manager = manager
         self.max_items = max_items
+        self.metrics = metrics
 
     def Predict(self, request, context):
+        started = time.perf_counter()
+        status = grpc.StatusCode.OK
         try:
             return self._predict(request)
         except ServableError as e:
+            status = e.code
             context.abort(e.code, str(e))
+        finally:
+            self.metrics.observe(
+                request.model_spec.name,
+                request.model_spec.signature_name or DEFAULT_SIGNATURE,
+                "grpc",
+                status,
+                time.perf_counter() - started,
+            )
 
     def _predict(self, request):
         model = self.manager.resolve_spec(request.model_spec)
@@ -332,22 +385,48 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def make_server(
-    manager: ModelManager, host: str, port: int, max_items: int, max_message_bytes: int
+    manager: ModelManager,
+    host: str,
+    port: int,
+    max_items: int,
+    max_message_bytes: int,
+    metrics: ServerMetrics | None = None,
 ):
-    """Returns (grpc server, bound port), not started."""
+    """Returns (grpc server, bound port, health servicer), not started.
+
+    The server also answers gRPC health checks (SERVING once a version is
+    loaded; `enter_graceful_shutdown()` on drain) and server reflection.
+    """
     options = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=3), options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(manager, max_items), server
+        PredictionService(manager, max_items, metrics or ServerMetrics()), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    manager.on_swap = lambda: _set_serving(health_servicer)
+    if manager.current is not None:
+        _set_serving(health_servicer)
+    services = (
+        "tensorflow.serving.PredictionService",
+        "tensorflow.serving.ModelService",
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(services, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         raise OSError(f"cannot bind {host}:{port}")
-    return server, bound
+    return server, bound, health_servicer
+
+
+def _set_serving(health_servicer) -> None:
+    for service in ("", "tensorflow.serving.PredictionService"):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
 
 def main(argv=None) -> int:
@@ -372,9 +451,10 @@ def main(argv=None) -> int:
     manager.start(args.file_system_poll_wait_seconds)
     if manager.current is None:
         log.warning("no loadable version under %s yet; waiting for one", args.model_base_path)
+    metrics = ServerMetrics()
     try:
-        server, port = make_server(
-            manager, args.host, args.port, args.max_items, args.max_message_bytes
+        server, port, health_servicer = make_server(
+            manager, args.host, args.port, args.max_items, args.max_message_bytes, metrics
         )
     except OSError as e:
         print(f"serving.server: error: {e}", file=sys.stderr)
@@ -385,13 +465,16 @@ def main(argv=None) -> int:
     if args.rest_api_port:
         from serving.rest import start_rest_server
 
-        rest, rest_port = start_rest_server(manager, args.host, args.rest_api_port, args.max_items)
+        rest, rest_port = start_rest_server(
+            manager, args.host, args.rest_api_port, args.max_items, metrics
+        )
         print(f"REST API on {args.host}:{rest_port}", flush=True)
     stopped = threading.Event()
 
     def drain(signum, frame):
         log.info("signal %d: draining requests in flight (up to %.1f s)", signum, args.drain_s)
         manager.stop()
+        health_servicer.enter_graceful_shutdown()
         if rest is not None:
             rest.shutdown()
         server.stop(args.drain_s).wait()

@@ -58,7 +58,7 @@ def served(tmp_path_factory):
     _save(base, 1, 0.0)
     manager = ModelManager("mogenet", base)
     manager.start(poll_s=3600)  # the tests poll by hand
-    server, port = make_server(manager, "127.0.0.1", 0, max_items=50, max_message_bytes=1 << 20)
+    server, port, _ = make_server(manager, "127.0.0.1", 0, max_items=50, max_message_bytes=1 << 20)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield base, manager, f"127.0.0.1:{port}", channel
@@ -280,3 +280,41 @@ def test_rest_api_as_tf_serving_has_it(served):
         assert _http(port, "POST", "/v1/models/mogenet:predict", lengths)[0] == 400
     finally:
         rest.shutdown()
+
+
+def test_health_reflection_and_prometheus_metrics(served):
+    import http.client
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    from serving.rest import METRICS_PATH, start_rest_server
+    from serving.server import ServerMetrics
+
+    _, manager, target, channel = served
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "tensorflow.serving.PredictionService"):
+        answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    (answer,) = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+    )
+    services = {s.name for s in answer.list_services_response.service}
+    assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"} <= services
+
+    metrics = ServerMetrics()
+    rest, port = start_rest_server(manager, "127.0.0.1", 0, max_items=50, metrics=metrics)
+    try:
+        body = {"inputs": {"user_id": ["u"], "item_id": ["a"]}}
+        assert _http(port, "POST", "/v1/models/mogenet:predict", body)[0] == 200
+        assert _http(port, "POST", "/v1/models/other:predict", body)[0] == 404
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", METRICS_PATH)
+        text = connection.getresponse().read().decode()
+        connection.close()
+    finally:
+        rest.shutdown()
+    assert 'tensorflow_serving_request_count_total{api="rest",model_name="mogenet"' in text
+    assert 'status="OK"' in text and 'status="NOT_FOUND"' in text
+    assert "tensorflow_serving_request_latency_seconds_bucket" in text
