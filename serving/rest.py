@@ -37,6 +37,7 @@ from serving.server import (
     ServableError,
     ServerMetrics,
     check_request,
+    input_dtypes,
     run_signature,
 )
 
@@ -153,9 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise _bad("the body must be a JSON object")
         signature = body.get("signature_name") or DEFAULT_SIGNATURE
-        if signature not in model.signatures:
-            check_request(model, signature, {}, self.max_items)  # raises FAILED_PRECONDITION
-        columns, rows = _columns(body, model.input_dtypes[signature])
+        columns, rows = _columns(body, input_dtypes(model, signature))
         sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in columns.items()}
         expected = check_request(model, signature, sizes, self.max_items)
         tensors = {k: _tensor(k, columns[k], expected[k]) for k in expected}

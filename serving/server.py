@@ -228,6 +228,20 @@ class ModelManager:
         return self.resolve(model_spec.name, version)
 
 
+def input_dtypes(model: LoadedVersion, signature: str) -> dict:
+    """Returns {input: dtype enum} of a signature.
+
+    Raises:
+      ServableError: FAILED_PRECONDITION if the model has no such signature.
+    """
+    if signature not in model.input_dtypes:
+        raise ServableError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f'Serving signature name: "{signature}" not found in signature def',
+        )
+    return model.input_dtypes[signature]
+
+
 def check_request(model: LoadedVersion, signature: str, elements: dict, max_items: int) -> dict:
     """Checks a request's signature, input names and size; returns {input: dtype enum}.
 
@@ -241,12 +255,7 @@ def check_request(model: LoadedVersion, signature: str, elements: dict, max_item
       ServableError: FAILED_PRECONDITION (signature), INVALID_ARGUMENT (input
         names) or RESOURCE_EXHAUSTED (size).
     """
-    if signature not in model.signatures:
-        raise ServableError(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f'Serving signature name: "{signature}" not found in signature def',
-        )
-    expected = model.input_dtypes[signature]
+    expected = input_dtypes(model, signature)
     if set(elements) != set(expected):
         missing = sorted(set(expected) - set(elements))
         extra = sorted(set(elements) - set(expected))
