@@ -162,12 +162,10 @@ class MoGENet(tfrs.models.Model):
                 result, squared = result
                 norm += squared
             encoded[node_set] = result
-        dense = {
-            name: inputs[name]
-            for name in [f"{s}_mask" for s in NODE_SETS]
-            + [f"{e}_weight" for e in WEIGHTED_EDGE_SETS]
-            if self.trees
-        }
+        dense = {}
+        if self.trees:  # the masks and weights of the layout, for the MGNN
+            names = [f"{s}_mask" for s in NODE_SETS] + [f"{e}_weight" for e in WEIGHTED_EDGE_SETS]
+            dense = {name: inputs[name] for name in names}
         logits, gates = self._mix(encoded, dense)
         return (logits, gates, norm) if with_norm else (logits, gates)
 

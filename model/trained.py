@@ -19,7 +19,7 @@ import os
 
 import tensorflow as tf
 
-from beam_pipelines.sample_layout import SampleLayout
+from beam_pipelines.sample_layout import WEIGHTED_EDGE_SETS, SampleLayout
 from model import config as config_lib
 from model.entities import load_entities, save_entities
 from model.mogenet import MoGENet
@@ -95,6 +95,6 @@ def build_with_dummy_batch(model, layout: SampleLayout) -> None:
     for node_set, size in layout.node_set_sizes.items():
         inputs[f"{node_set}_index"] = tf.zeros([1, size], tf.int32)
         inputs[f"{node_set}_mask"] = tf.zeros([1, size], tf.float32)
-    for edge_set in ("user_user", "item_item"):
+    for edge_set in WEIGHTED_EDGE_SETS:
         inputs[f"{edge_set}_weight"] = tf.zeros([1, layout.edge_set_sizes[edge_set]], tf.float32)
     model(inputs)
