@@ -27,9 +27,12 @@ Speed choices, measured on a prototype (see the task notes): a plain
 `string_val`, outputs written as `tensor_content` from numpy bytes.
 
   * gRPC health checking (`grpc.health.v1.Health`) and server reflection;
+  * TLS on the gRPC port with `--ssl_cert_file` and `--ssl_key_file` (PEM;
+    TF Serving takes the same through `--ssl_config_file`);
     Prometheus metrics at the REST port's /monitoring/prometheus/metrics.
 
-Not built yet (tracked in the serving issue): TLS, warm-up requests, batching.
+Not built yet (tracked in the serving issue): warm-up requests, batching, TLS
+on the REST port.
 """
 
 from __future__ import annotations
@@ -400,8 +403,11 @@ def make_server(
     max_items: int,
     max_message_bytes: int,
     metrics: ServerMetrics | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ):
     """Returns (grpc server, bound port, health servicer), not started.
+
+    With `credentials` (e.g. `tls_credentials(...)`) the port speaks TLS.
 
     The server also answers gRPC health checks (SERVING once a version is
     loaded; `enter_graceful_shutdown()` on drain) and server reflection.
@@ -427,10 +433,20 @@ def make_server(
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(services, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if credentials is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, credentials)
     if not bound:
         raise OSError(f"cannot bind {host}:{port}")
     return server, bound, health_servicer
+
+
+def tls_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials:
+    """Returns server TLS credentials from PEM certificate-chain and private-key files."""
+    with open(key_file, "rb") as key, open(cert_file, "rb") as cert:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
 def _set_serving(health_servicer) -> None:
@@ -454,6 +470,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max_items", type=int, default=10_000, help="input elements per request")
     parser.add_argument("--max_message_bytes", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--drain_s", type=float, default=5.0, help="grace for requests in flight")
+    parser.add_argument("--ssl_cert_file", help="PEM certificate chain: serve gRPC over TLS")
+    parser.add_argument("--ssl_key_file", help="PEM private key of --ssl_cert_file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     manager = ModelManager(args.model_name, args.model_base_path)
@@ -462,8 +480,19 @@ def main(argv=None) -> int:
         log.warning("no loadable version under %s yet; waiting for one", args.model_base_path)
     metrics = ServerMetrics()
     try:
+        if bool(args.ssl_cert_file) != bool(args.ssl_key_file):
+            raise OSError("--ssl_cert_file and --ssl_key_file go together")
+        credentials = None
+        if args.ssl_cert_file:
+            credentials = tls_credentials(args.ssl_cert_file, args.ssl_key_file)
         server, port, health_servicer = make_server(
-            manager, args.host, args.port, args.max_items, args.max_message_bytes, metrics
+            manager,
+            args.host,
+            args.port,
+            args.max_items,
+            args.max_message_bytes,
+            metrics,
+            credentials,
         )
     except OSError as e:
         print(f"serving.server: error: {e}", file=sys.stderr)

@@ -318,3 +318,32 @@ def test_health_reflection_and_prometheus_metrics(served):
     assert 'tensorflow_serving_request_count_total{api="rest",model_name="mogenet"' in text
     assert 'status="OK"' in text and 'status="NOT_FOUND"' in text
     assert "tensorflow_serving_request_latency_seconds_bucket" in text
+
+
+def test_tls_port_serves_clients_that_trust_its_certificate(served, tmp_path):
+    import subprocess
+
+    from serving.server import tls_credentials
+
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert]
+        + ["-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        check=True,
+        capture_output=True,
+    )
+    _, manager, _, _ = served
+    server, port, _ = make_server(
+        manager, "127.0.0.1", 0, 50, 1 << 20, credentials=tls_credentials(cert, key)
+    )
+    server.start()
+    try:
+        with open(cert, "rb") as f:
+            trusted = f.read()
+        with ScoringClient(f"localhost:{port}", root_certificates=trusted, timeout_s=10) as client:
+            assert len(client.score("u", ["a", "b"])["click"]) == 2
+        with ScoringClient(f"localhost:{port}", timeout_s=2, retries=0) as plain:
+            with pytest.raises(ScoringError, match="UNAVAILABLE"):
+                plain.score("u", ["a"])
+    finally:
+        server.stop(None)
