@@ -90,6 +90,10 @@ class ServerMetrics:
         )
 
     def observe(self, model, signature, api, status: grpc.StatusCode, seconds: float) -> None:
+        # Names a client made up (unknown model or signature) share one label
+        # value, so requests cannot grow the number of series without bound.
+        if status in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+            model, signature = "<unknown>", "<unknown>"
         self.requests.labels(model, signature, api, status.name).inc()
         self.latency.labels(model, signature, api).observe(seconds)
 

@@ -317,6 +317,7 @@ def test_health_reflection_and_prometheus_metrics(served):
         rest.shutdown()
     assert 'tensorflow_serving_request_count_total{api="rest",model_name="mogenet"' in text
     assert 'status="OK"' in text and 'status="NOT_FOUND"' in text
+    assert 'model_name="other"' not in text and 'model_name="<unknown>"' in text
     assert "tensorflow_serving_request_latency_seconds_bucket" in text
 
 
