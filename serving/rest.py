@@ -170,18 +170,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         started = time.perf_counter()
-        status = grpc.StatusCode.OK
+        status, http_status = grpc.StatusCode.OK, 200
         try:
-            self._send(200, self._route(method))
+            body = self._route(method)
         except ServableError as e:
-            status = e.code
-            self._send(_HTTP_STATUS.get(e.code, 500), {"error": str(e)})
-        finally:
-            match = _PATH.match(self.path)
-            if method == "POST" and match:
-                self.metrics.observe(
-                    match.group(1), "", "rest", status, time.perf_counter() - started
-                )
+            status, http_status = e.code, _HTTP_STATUS.get(e.code, 500)
+            body = {"error": str(e)}
+        # Counted before the answer is sent, so a client that reads the
+        # metrics after its answer always sees its own request.
+        match = _PATH.match(self.path)
+        if method == "POST" and match:
+            self.metrics.observe(match.group(1), "", "rest", status, time.perf_counter() - started)
+        self._send(http_status, body)
 
     def do_GET(self):
         if self.path == METRICS_PATH:
