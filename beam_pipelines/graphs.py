@@ -122,6 +122,45 @@ class AdjacencyEdges(beam.PTransform):
         ) | "All" >> beam.Flatten()
 
 
+class ReadGraphs(beam.PTransform):
+    """Reads the graphs a preprocessing run wrote under `OUT/graphs/`.
+
+    Input: a pipeline (or its root). Output: `Graphs` (its
+    `held_out_edges_removed` unknown: 0).
+
+    Args:
+      graphs_dir: `OUT/graphs`.
+    """
+
+    def __init__(self, graphs_dir: str):
+        super().__init__()
+        self.graphs_dir = graphs_dir
+
+    def expand(self, pipeline):
+        def read(name, parse):
+            pattern = f"{self.graphs_dir}/{name}-*.tsv"
+            return (
+                pipeline
+                | f"Read_{name}" >> beam.io.ReadFromText(pattern)
+                | f"Parse_{name}" >> beam.Map(parse)
+            )
+
+        def pair(line):
+            user, item = line.split("\t")
+            return user, item
+
+        def weighted(line):
+            a, b, w = line.split("\t")
+            return a, b, float(w)
+
+        return Graphs(
+            read("bipartite", pair),
+            read("user_sim", weighted),
+            read("item_sim", weighted),
+            pipeline | "Removed" >> beam.Create([0]),
+        )
+
+
 class GraphStats(beam.PTransform):
     """Degree statistics of the graphs, as (name, value) stats."""
 

@@ -242,7 +242,8 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     for name, pcoll in (("user_sim", graphs.user_sim), ("item_sim", graphs.item_sim)):
         _ = (
             pcoll
-            | f"Format_{name}" >> beam.MapTuple(lambda a, b, w: f"{a}\t{b}\t{w:.6g}")
+            # repr: the exact float, so `ReadGraphs` ranks neighbours as this job did
+            | f"Format_{name}" >> beam.MapTuple(lambda a, b, w: f"{a}\t{b}\t{w!r}")
             | f"Write_{name}" >> beam.io.WriteToText(output_path(config, "graphs", name), ".tsv")
         )
 

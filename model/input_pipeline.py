@@ -120,17 +120,55 @@ class DataSpec:
 
     def dense_feature_spec(self, tasks) -> dict:
         """Returns the tf.io.parse_example spec of the fixed layout and labels."""
-        spec = {}
-        for node_set in NODE_SETS:
-            size = self.layout.node_set_sizes[node_set]
-            spec[f"nodes/{node_set}.{ID_FEATURE}"] = tf.io.FixedLenFeature([size], tf.string)
-            spec[f"nodes/{node_set}.{MASK_FEATURE}"] = tf.io.FixedLenFeature([size], tf.int64)
-        for edge_set in WEIGHTED_EDGE_SETS:
-            size = self.layout.edge_set_sizes[edge_set]
-            spec[f"edges/{edge_set}.{WEIGHT_FEATURE}"] = tf.io.FixedLenFeature([size], tf.float32)
-        for task in tasks:
-            spec[f"context/{LABEL_PREFIX}{task}"] = tf.io.FixedLenFeature([1], tf.int64)
-        return spec
+        return dense_feature_spec(self.layout, tasks)
+
+
+def dense_feature_spec(layout: SampleLayout, tasks=()) -> dict:
+    """Returns the tf.io.parse_example spec of a layout's samples and their labels.
+
+    Args:
+      layout: The samples' layout.
+      tasks: Tasks whose `label_<task>` to parse (none: the samples may lack labels).
+    """
+    spec = {}
+    for node_set in NODE_SETS:
+        size = layout.node_set_sizes[node_set]
+        spec[f"nodes/{node_set}.{ID_FEATURE}"] = tf.io.FixedLenFeature([size], tf.string)
+        spec[f"nodes/{node_set}.{MASK_FEATURE}"] = tf.io.FixedLenFeature([size], tf.int64)
+    for edge_set in WEIGHTED_EDGE_SETS:
+        size = layout.edge_set_sizes[edge_set]
+        spec[f"edges/{edge_set}.{WEIGHT_FEATURE}"] = tf.io.FixedLenFeature([size], tf.float32)
+    for task in tasks:
+        spec[f"context/{LABEL_PREFIX}{task}"] = tf.io.FixedLenFeature([1], tf.int64)
+    return spec
+
+
+def dense_inputs(features: dict, tables=None, keep_root_ids: bool = False) -> dict:
+    """Turns parsed dense features into the model's inputs.
+
+    Args:
+      features: `tf.io.parse_example` output for `dense_feature_spec`.
+      tables: {node set: id -> index hash table}; None keeps `<set>_ids` strings.
+      keep_root_ids: With `tables`, also keep `user_id` and `item_id` [B].
+
+    Returns:
+      {`<set>_index` (or `<set>_ids`), `<set>_mask`, `<edge set>_weight`}.
+    """
+    inputs = {}
+    for node_set in NODE_SETS:
+        ids = features[f"nodes/{node_set}.{ID_FEATURE}"]
+        if tables is None:
+            inputs[f"{node_set}_ids"] = ids
+        else:
+            inputs[f"{node_set}_index"] = tables[node_set].lookup(ids)
+            if keep_root_ids:
+                inputs[f"{node_set}_id"] = ids[:, 0]
+        inputs[f"{node_set}_mask"] = tf.cast(
+            features[f"nodes/{node_set}.{MASK_FEATURE}"], tf.float32
+        )
+    for edge_set in WEIGHTED_EDGE_SETS:
+        inputs[f"{edge_set}_weight"] = features[f"edges/{edge_set}.{WEIGHT_FEATURE}"]
+    return inputs
 
 
 def make_dataset(
@@ -217,20 +255,7 @@ def _dense_parser(spec: DataSpec, tasks, entities=None, keep_root_ids=False):
 
     def parse(serialized):
         features = tf.io.parse_example(serialized, feature_spec)
-        inputs = {}
-        for node_set in NODE_SETS:
-            ids = features[f"nodes/{node_set}.{ID_FEATURE}"]
-            if tables is None:
-                inputs[f"{node_set}_ids"] = ids
-            else:
-                inputs[f"{node_set}_index"] = tables[node_set].lookup(ids)
-                if keep_root_ids:
-                    inputs[f"{node_set}_id"] = ids[:, 0]
-            mask = features[f"nodes/{node_set}.{MASK_FEATURE}"]
-            inputs[f"{node_set}_mask"] = tf.cast(mask, tf.float32)
-        for edge_set in WEIGHTED_EDGE_SETS:
-            inputs[f"{edge_set}_weight"] = features[f"edges/{edge_set}.{WEIGHT_FEATURE}"]
-        return inputs, _labels(features, tasks)
+        return dense_inputs(features, tables, keep_root_ids), _labels(features, tasks)
 
     return parse
 

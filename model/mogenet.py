@@ -152,6 +152,21 @@ class MoGENet(tfrs.models.Model):
           (logits [B, K], gates [B, K, N]) and, with `with_norm`, the scalar norm.
         """
         del training  # no dropout or batch norm
+        encoded, dense, norm = self.encode(inputs, with_norm)
+        logits, gates = self._mix(encoded, dense)
+        return (logits, gates, norm) if with_norm else (logits, gates)
+
+    def encode(self, inputs, with_norm=False):
+        """Step 1: the shared encoders on the sample's nodes.
+
+        Args:
+          inputs: A batch in the dense layout (see the module doc).
+          with_norm: Also compute the squared norm of the embedding rows read.
+
+        Returns:
+          (encoded {node set: [B, n, d]}, the masks and weights the MGNN needs,
+          squared norm or 0.0).
+        """
         encoded, norm = {}, 0.0
         for node_set in NODE_SETS:
             indices = inputs[f"{node_set}_index"]
@@ -166,8 +181,7 @@ class MoGENet(tfrs.models.Model):
         if self.trees:  # the masks and weights of the layout, for the MGNN
             names = [f"{s}_mask" for s in NODE_SETS] + [f"{e}_weight" for e in WEIGHTED_EDGE_SETS]
             dense = {name: inputs[name] for name in names}
-        logits, gates = self._mix(encoded, dense)
-        return (logits, gates, norm) if with_norm else (logits, gates)
+        return encoded, dense, norm
 
     def mix(self, encoded, inputs):
         """MGNN, graph interactions, experts, gates and heads on encoded nodes.
@@ -179,12 +193,40 @@ class MoGENet(tfrs.models.Model):
         Returns:
           (logits [B, K], gates [B, K, N]).
         """
+        return self.head(*self.tree_states(encoded, inputs))
+
+    def tree_states(self, encoded, inputs):
+        """Step 2: the MGNN channels on the sample's trees.
+
+        A user's trees (G_u, U) depend on the user alone and an item's (G_i,
+        I) on the item alone, which is what lets `serving.export` compute them
+        once per node.
+
+        Args:
+          encoded: {node set: [B, n, d]} encodings of the sample's nodes.
+          inputs: The masks and weights of the dense layout.
+
+        Returns:
+          (roots {node set: [B, d]}, states {tree: [B, d]} for every tree of
+          `Z_PAIRS`; a tree the model does not run holds its root's encoding).
+        """
         roots = {s: encoded[s][:, 0] for s in NODE_SETS}
         states = {tree: roots[root_set] for tree, root_set in _ROOT_SET.items()}
         for tree in self.trees:
             hops, masks, weights = self._tree_inputs(tree, encoded, inputs)
             states[tree] = self.channels[TREE_CHANNEL[tree]](hops, masks, weights)
+        return roots, states
 
+    def head(self, roots, states):
+        """Steps 3–5: graph interactions, experts, gates and task logits.
+
+        Args:
+          roots: {node set: [B, d]} the roots' encodings (p_u, q_i).
+          states: {tree: [B, d]} as `tree_states` returns them.
+
+        Returns:
+          (logits [B, K], gates [B, K, N]).
+        """
         pair = tf.concat([roots[USER], roots[ITEM]], -1)
         experts = self.experts(pair)
         if self.config.graph_experts:

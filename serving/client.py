@@ -135,11 +135,16 @@ class ScoringClient:
         return {name: _float_array(tensor) for name, tensor in response.outputs.items()}
 
     def score(self, user: str, items) -> dict[str, np.ndarray]:
-        """Returns {task: [len(items)] scores} of one user with each item."""
+        """Returns {task: [len(items)] scores} of one user with each item.
+
+        The user id is sent once per item rather than once: TF Serving's
+        batching (and `serving.server`'s) only merges requests whose inputs
+        have equal lengths.
+        """
         items = list(items)
         if not items:
             return {}
-        return self.predict({"user_id": [user], "item_id": items})
+        return self.predict({"user_id": [user] * len(items), "item_id": items})
 
     def rank(self, user: str, items, rank_by: str | None = None, top_k: int | None = None):
         """Returns [(item, {task: score})] best first by `rank_by` (default: first task).

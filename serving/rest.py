@@ -65,13 +65,13 @@ def _value(value, dtype: tf.DType):
     return value
 
 
-def _tensor(name: str, values, dtype_enum: int):
+def _array(name: str, values, dtype_enum: int) -> np.ndarray:
     dtype = tf.dtypes.as_dtype(dtype_enum)
     values = values if isinstance(values, list) else [values]
     try:
         if dtype == tf.string:
-            return tf.constant([_value(v, dtype) for v in values], tf.string)
-        return tf.constant(np.asarray(values, dtype=dtype.as_numpy_dtype))
+            return np.array([_value(v, dtype) for v in values], dtype=object)
+        return np.asarray(values, dtype=dtype.as_numpy_dtype)
     except (ValueError, TypeError) as e:
         raise _bad(f"input {name} is not {dtype.name}: {e}") from None
 
@@ -157,9 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
         columns, rows = _columns(body, input_dtypes(model, signature))
         sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in columns.items()}
         expected = check_request(model, signature, sizes, self.max_items)
-        tensors = {k: _tensor(k, columns[k], expected[k]) for k in expected}
+        arrays = {k: _array(k, columns[k], expected[k]) for k in expected}
         outputs = {
-            k: _json_values(v) for k, v in run_signature(model, signature, tensors, []).items()
+            k: _json_values(v) for k, v in run_signature(model, signature, arrays, []).items()
         }
         if not rows:
             return {"outputs": outputs}
@@ -198,9 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
 
-def _json_values(tensor: tf.Tensor):
-    value = tensor.numpy()
-    if tensor.dtype == tf.string:
+def _json_values(value: np.ndarray):
+    if value.dtype == object:  # strings
         return [
             v.decode("utf-8", "replace") if isinstance(v, bytes) else v
             for v in value.reshape(-1).tolist()

@@ -52,17 +52,19 @@ import prometheus_client
 import tensorflow as tf
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from tensorflow.python.saved_model import loader_impl
+from tensorflow.python.util import deprecation
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
+    prediction_log_pb2,
     prediction_service_pb2_grpc,
 )
 
 log = logging.getLogger("serving.server")
 DEFAULT_SIGNATURE = "serving_default"
+_MAX_WARMUP = 1000  # TF Serving's limit on warm-up records
 _AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.Value("AVAILABLE")
 
 
@@ -111,27 +113,209 @@ class ServableError(Exception):
 
 
 class LoadedVersion:
-    """One loaded SavedModel version: its signatures and their input dtypes.
+    """One loaded SavedModel version, run as TF Serving runs it: in a Session.
+
+    The SavedModel is loaded into a graph of its own (TF1 loader, as TF
+    Serving's SavedModelBundle), and each (signature, outputs) pair gets one
+    `Session.make_callable`: numpy in, numpy out, no eager tensors. Its
+    `assets.extra/tf_serving_warmup_requests` (PredictionLogs, as TF Serving
+    reads them; at most 1,000) are replayed before the version is returned.
 
     Args:
       version: The integer version.
       path: The version's directory.
+      session_config: The Session's ConfigProto (threading).
+      max_batch_items: If > 0, a `Batcher` per batchable signature, running
+        up to this many rows per call.
 
     Raises:
-      Exception: Whatever loading the SavedModel raises.
+      Exception: Whatever loading the SavedModel or its warm-up raises.
     """
 
-    def __init__(self, version: int, path: str):
+    def __init__(
+        self,
+        version: int,
+        path: str,
+        session_config=None,
+        max_batch_items: int = 0,
+    ):
         self.version = version
         self.path = path
-        self.module = tf.saved_model.load(path)
-        self.signatures = dict(self.module.signatures)
-        saved_model = loader_impl.parse_saved_model(path)
-        self.signature_defs = saved_model.meta_graphs[0].signature_def
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
+        with self.graph.as_default(), deprecation.silence():
+            meta_graph = tf.compat.v1.saved_model.loader.load(
+                self.session, [tf.saved_model.SERVING], path
+            )
+        self.signature_defs = {
+            name: signature
+            for name, signature in meta_graph.signature_def.items()
+            if not name.startswith("__")
+        }
         self.input_dtypes = {
             name: {key: info.dtype for key, info in signature.inputs.items()}
             for name, signature in self.signature_defs.items()
         }
+        self._callables = {}
+        self._lock = threading.Lock()
+        self.batchers = {}
+        if max_batch_items:
+            self.batchers = {
+                name: Batcher(self, name, max_batch_items)
+                for name, signature in self.signature_defs.items()
+                if _batchable(signature)
+            }
+        self.warmed_up = self.warm_up()
+
+    def run(self, signature: str, inputs: dict, outputs=None) -> dict:
+        """Runs a signature on numpy inputs; returns {output: numpy array}.
+
+        Args:
+          signature: The signature's name (must exist).
+          inputs: {input name: numpy array}, exactly the signature's inputs.
+          outputs: Output names to compute; None or empty = all.
+
+        Raises:
+          ValueError: If the inputs are not the signature's.
+          tf.errors.OpError: If the signature rejects the inputs.
+        """
+        definition = self.signature_defs[signature]
+        if len(inputs) != len(definition.inputs) or not all(n in inputs for n in definition.inputs):
+            raise ValueError(
+                f"inputs {sorted(inputs)} do not match signature {signature}'s "
+                f"{sorted(definition.inputs)}"
+            )
+        names = tuple(outputs) if outputs else tuple(sorted(definition.outputs))
+        key = (signature, names)
+        run = self._callables.get(key)
+        if run is None:
+            with self._lock:
+                run = self.session.make_callable(
+                    [definition.outputs[n].name for n in names],
+                    [definition.inputs[n].name for n in sorted(definition.inputs)],
+                )
+            self._callables[key] = run
+        values = run(*[inputs[n] for n in sorted(definition.inputs)])
+        return dict(zip(names, values, strict=True))
+
+    def warm_up(self) -> int:
+        """Replays the version's warm-up requests; returns how many ran."""
+        path = os.path.join(self.path, "assets.extra", "tf_serving_warmup_requests")
+        if not tf.io.gfile.exists(path):
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            if count == _MAX_WARMUP:
+                break
+            entry = prediction_log_pb2.PredictionLog.FromString(record)
+            if entry.WhichOneof("log_type") != "predict_log":
+                continue
+            request = entry.predict_log.request
+            signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            self.run(signature, inputs, list(request.output_filter))
+            count += 1
+        return count
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _batchable(signature) -> bool:
+    """Whether requests of a signature can be concatenated: every input and output is [-1]."""
+    tensors = list(signature.inputs.values()) + list(signature.outputs.values())
+    return all([d.size for d in t.tensor_shape.dim] == [-1] for t in tensors)
+
+
+class _Job:
+    __slots__ = ("inputs", "size", "outputs", "error", "event")
+
+    def __init__(self, inputs, size):
+        self.inputs = inputs
+        self.size = size
+        self.outputs = None
+        self.error = None
+        self.event = threading.Event()
+
+
+class Batcher:
+    """Server-side batching of one signature by flat combining.
+
+    A request that finds the model idle runs at once, with no added latency.
+    Requests that arrive while it runs queue up; when it is done, the oldest
+    of them runs everything queued (up to `max_items` input elements) as one
+    call, concatenated along the batch axis, and hands each request its slice.
+    So batches form only under load, and no thread is added. Only requests
+    whose inputs all have the same length are batched (as in TF Serving);
+    a batch that fails is rerun request by request, so an error reaches only
+    the request that caused it.
+
+    Args:
+      version: The LoadedVersion.
+      signature: The signature's name.
+      max_items: The most elements per input of one batched call.
+    """
+
+    def __init__(self, version: LoadedVersion, signature: str, max_items: int):
+        self.version = version
+        self.signature = signature
+        self.max_items = max_items
+        self._lock = threading.Lock()
+        self._queue: list[_Job] = []
+        self._busy = False
+
+    def run(self, inputs: dict, size: int) -> dict:
+        """Runs one request of `size` rows; returns all its outputs (see LoadedVersion.run)."""
+        job = _Job(inputs, size)
+        with self._lock:
+            self._queue.append(job)
+            wait, self._busy = self._busy, True
+        if wait:
+            job.event.wait()  # our result, or our turn to run the queue
+        if job.outputs is None and job.error is None:
+            self._run_queue()
+        if job.error is not None:
+            raise job.error
+        return job.outputs
+
+    def _run_queue(self) -> None:
+        with self._lock:
+            batch, items = [], 0
+            while self._queue and (not batch or items + self._queue[0].size <= self.max_items):
+                job = self._queue.pop(0)
+                batch.append(job)
+                items += job.size
+        if len(batch) == 1:
+            self._run_alone(batch[0])
+        else:
+            try:
+                inputs = {
+                    name: np.concatenate([job.inputs[name] for job in batch])
+                    for name in batch[0].inputs
+                }
+                outputs = self.version.run(self.signature, inputs)
+            except Exception:  # noqa: BLE001 — rerun alone: errors reach their own request
+                for job in batch:
+                    self._run_alone(job)
+            else:
+                start = 0
+                for job in batch:
+                    end = start + job.size
+                    job.outputs = {name: value[start:end] for name, value in outputs.items()}
+                    start = end
+        with self._lock:
+            successor = self._queue[0] if self._queue else None
+            self._busy = successor is not None
+        for job in batch:
+            job.event.set()
+        if successor is not None:
+            successor.event.set()  # it runs the queue next
+
+    def _run_alone(self, job: _Job) -> None:
+        try:
+            job.outputs = self.version.run(self.signature, job.inputs)
+        except Exception as e:  # noqa: BLE001 — handed to the request's own thread
+            job.error = e
 
 
 class ModelManager:
@@ -140,11 +324,16 @@ class ModelManager:
     Args:
       name: The served model's name.
       base_path: The directory holding integer version subdirectories.
+      session_config: The ConfigProto of each version's Session.
+      max_batch_items: Server-side batching of up to this many rows per call
+        (0: none); see `Batcher`.
     """
 
-    def __init__(self, name: str, base_path: str):
+    def __init__(self, name: str, base_path: str, session_config=None, max_batch_items: int = 0):
         self.name = name
         self.base_path = base_path
+        self.session_config = session_config
+        self.max_batch_items = max_batch_items
         self.current: LoadedVersion | None = None
         self._failed: dict[int, float] = {}  # version -> mtime of the failed attempt
         self._stop = threading.Event()
@@ -172,7 +361,7 @@ class ModelManager:
             if self._failed.get(version) == mtime:
                 continue  # already failed as it is now: try older ones
             try:
-                loaded = LoadedVersion(version, path)
+                loaded = LoadedVersion(version, path, self.session_config, self.max_batch_items)
             except Exception as e:  # noqa: BLE001 — any load failure keeps the old version
                 self._failed[version] = mtime
                 log.error(
@@ -188,10 +377,11 @@ class ModelManager:
             if self.on_swap is not None:
                 self.on_swap()
             log.info(
-                "model %s: serving version %d%s",
+                "model %s: serving version %d%s (%d warm-up requests run)",
                 self.name,
                 version,
                 f" (was {previous.version})" if previous else "",
+                loaded.warmed_up,
             )
             return
 
@@ -279,26 +469,39 @@ def check_request(model: LoadedVersion, signature: str, elements: dict, max_item
     return expected
 
 
-def run_signature(model: LoadedVersion, signature: str, tensors: dict, output_filter) -> dict:
-    """Calls a signature; returns {output name: tf.Tensor}, only those in `output_filter` if set.
+def run_signature(model: LoadedVersion, signature: str, arrays: dict, output_filter) -> dict:
+    """Calls a signature; returns {output name: numpy array}, only those in `output_filter` if set.
+
+    Requests whose inputs are all 1-D of one length go through the
+    signature's `Batcher` when the version has one.
 
     Raises:
       ServableError: INVALID_ARGUMENT if the signature rejects the inputs or
         the filter names an unknown output.
     """
+    known = model.signature_defs[signature].outputs
+    wanted = list(output_filter) or sorted(known)
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output_filter {unknown}")
+    batcher = model.batchers.get(signature)
     try:
-        outputs = model.signatures[signature](**tensors)
+        if batcher is not None and _one_length(arrays):
+            outputs = batcher.run(arrays, len(next(iter(arrays.values()))))
+        else:
+            outputs = model.run(signature, arrays, wanted)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
         message = getattr(e, "message", None) or str(e)
         raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, message.splitlines()[0]) from None
-    wanted = list(output_filter) or sorted(outputs)
-    unknown = sorted(set(wanted) - set(outputs))
-    if unknown:
-        raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output_filter {unknown}")
     return {key: outputs[key] for key in wanted}
 
 
-def _input_tensor(name: str, proto, expected_dtype: int):
+def _one_length(arrays: dict) -> bool:
+    lengths = {a.shape[0] if a.ndim == 1 else -1 for a in arrays.values()}
+    return len(lengths) == 1 and -1 not in lengths
+
+
+def _input_array(name: str, proto, expected_dtype: int) -> np.ndarray:
     if proto.dtype != expected_dtype:
         raise ServableError(
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -307,8 +510,9 @@ def _input_tensor(name: str, proto, expected_dtype: int):
         )
     if proto.dtype == tf.string.as_datatype_enum:
         shape = [d.size for d in proto.tensor_shape.dim]
-        return tf.reshape(tf.constant(list(proto.string_val), tf.string), shape or [-1])
-    return tf.constant(tf.make_ndarray(proto))
+        values = np.array(proto.string_val, dtype=object)
+        return values.reshape(shape) if shape else values.reshape(-1)
+    return tf.make_ndarray(proto)
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -344,21 +548,21 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             for key, t in request.inputs.items()
         }
         expected = check_request(model, name, elements, self.max_items)
-        tensors = {key: _input_tensor(key, request.inputs[key], expected[key]) for key in expected}
-        outputs = run_signature(model, name, tensors, list(request.output_filter))
+        arrays = {key: _input_array(key, request.inputs[key], expected[key]) for key in expected}
+        outputs = run_signature(model, name, arrays, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.manager.name
         response.model_spec.version.value = model.version
         response.model_spec.signature_name = name
-        for key, output in outputs.items():
-            value = output.numpy()
+        for key, value in outputs.items():
             tensor = response.outputs[key]
-            tensor.dtype = output.dtype.as_datatype_enum
             for size in value.shape:
                 tensor.tensor_shape.dim.add().size = size
-            if output.dtype == tf.string:
+            if value.dtype == object:  # strings
+                tensor.dtype = tf.string.as_datatype_enum
                 tensor.string_val.extend(value.reshape(-1).tolist())
             else:
+                tensor.dtype = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
                 tensor.tensor_content = value.astype(value.dtype.newbyteorder("<")).tobytes()
         return response
 
@@ -408,8 +612,12 @@ def make_server(
     max_message_bytes: int,
     metrics: ServerMetrics | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    threads: int = 8,
 ):
     """Returns (grpc server, bound port, health servicer), not started.
+
+    `threads` handler threads bound the requests in flight (and so the
+    batches a `Batcher` can form).
 
     With `credentials` (e.g. `tls_credentials(...)`) the port speaks TLS.
 
@@ -420,7 +628,7 @@ def make_server(
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=3), options=options)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(manager, max_items, metrics or ServerMetrics()), server
     )
@@ -476,9 +684,40 @@ def main(argv=None) -> int:
     parser.add_argument("--drain_s", type=float, default=5.0, help="grace for requests in flight")
     parser.add_argument("--ssl_cert_file", help="PEM certificate chain: serve gRPC over TLS")
     parser.add_argument("--ssl_key_file", help="PEM private key of --ssl_cert_file")
+    parser.add_argument(
+        "--enable_batching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="batch concurrent requests of a signature into one call (see Batcher)",
+    )
+    parser.add_argument("--max_batch_size", type=int, default=1024, help="rows per batched call")
+    parser.add_argument(
+        "--grpc_threads", type=int, default=8, help="gRPC handler threads (requests in flight)"
+    )
+    parser.add_argument(
+        "--tensorflow_inter_op_parallelism",
+        type=int,
+        default=-1,
+        help="Session inter-op threads (-1: run ops in the calling thread, 0: TF's choice)",
+    )
+    parser.add_argument(
+        "--tensorflow_intra_op_parallelism",
+        type=int,
+        default=1,
+        help="Session intra-op threads (0: TF's choice)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    manager = ModelManager(args.model_name, args.model_base_path)
+    session_config = tf.compat.v1.ConfigProto(
+        inter_op_parallelism_threads=args.tensorflow_inter_op_parallelism,
+        intra_op_parallelism_threads=args.tensorflow_intra_op_parallelism,
+    )
+    manager = ModelManager(
+        args.model_name,
+        args.model_base_path,
+        session_config,
+        args.max_batch_size if args.enable_batching else 0,
+    )
     manager.start(args.file_system_poll_wait_seconds)
     if manager.current is None:
         log.warning("no loadable version under %s yet; waiting for one", args.model_base_path)
@@ -497,6 +736,7 @@ def main(argv=None) -> int:
             args.max_message_bytes,
             metrics,
             credentials,
+            args.grpc_threads,
         )
     except OSError as e:
         print(f"serving.server: error: {e}", file=sys.stderr)

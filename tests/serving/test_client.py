@@ -86,14 +86,16 @@ def fake(server):
     return fake
 
 
-def test_scores_broadcast_one_user_over_the_items(server, fake):
+def test_scores_one_user_against_each_item(server, fake):
     with ScoringClient(server[1]) as client:
         scores = client.score("u7", ["i3", "i15", "i9"])
     np.testing.assert_allclose(scores["click"], [0.3, 0.5, 0.9], rtol=1e-6)
     np.testing.assert_allclose(scores["conversion"], [0.31, 0.51, 0.91], rtol=1e-6)
     request = fake.requests[-1]
     assert request.model_spec.signature_name == "serving_default"
-    assert list(request.inputs["user_id"].string_val) == [b"u7"]
+    # One user id per item, so that batching servers can merge the request.
+    assert list(request.inputs["user_id"].string_val) == [b"u7"] * 3
+    assert request.inputs["user_id"].tensor_shape.dim[0].size == 3
     assert request.inputs["item_id"].tensor_shape.dim[0].size == 3
 
 

@@ -45,6 +45,12 @@ def _expected(items, bias):
     return {"click": buckets + bias, "conversion": buckets * 0.5}
 
 
+def _bias(manager):
+    """The bias of the served version, read from its checkpoint."""
+    checkpoint = os.path.join(manager.current.path, "variables", "variables")
+    return float(tf.train.load_variable(checkpoint, "bias/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
 def _save(base, version, bias):
     module = _Scorer(bias)
     tf.saved_model.save(
@@ -88,7 +94,7 @@ def test_predict_broadcasts_one_user_and_reports_the_version(served):
     with ScoringClient(target) as client:
         scores = client.score("u1", items)
         assert client.output_names() == ["click", "conversion"]
-    bias = float(manager.current.module.bias.numpy())
+    bias = _bias(manager)
     for task, expected in _expected(items, bias).items():
         np.testing.assert_allclose(scores[task], expected, rtol=1e-6)
 
@@ -236,7 +242,7 @@ def test_rest_api_as_tf_serving_has_it(served):
     rest, port = start_rest_server(manager, "127.0.0.1", 0, max_items=50)
     try:
         version = manager.current.version
-        bias = float(manager.current.module.bias.numpy())
+        bias = _bias(manager)
         columnar = {
             "inputs": {"user_id": ["u"], "item_id": ["a", {"b64": base64.b64encode(b"b").decode()}]}
         }
@@ -348,3 +354,87 @@ def test_tls_port_serves_clients_that_trust_its_certificate(served, tmp_path):
                 plain.score("u", ["a"])
     finally:
         server.stop(None)
+
+
+def _warmup_file(version_dir, inputs):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mogenet"
+    for key, values in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(values, tf.string))
+    entry = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+    os.makedirs(os.path.join(version_dir, "assets.extra"), exist_ok=True)
+    with tf.io.TFRecordWriter(
+        os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")
+    ) as writer:
+        for _ in range(3):
+            writer.write(entry.SerializeToString())
+
+
+def test_warmup_requests_run_before_a_version_serves_and_a_failing_one_blocks_it(tmp_path):
+    base = str(tmp_path / "mogenet")
+    _save(base, 1, 0.25)
+    _warmup_file(os.path.join(base, "1"), {"user_id": ["u"], "item_id": ["a", "b"]})
+    manager = ModelManager("mogenet", base)
+    manager.poll()
+    assert manager.current.version == 1 and manager.current.warmed_up == 3
+    _save(base, 2, 0.5)  # its warm-up asks for an input the signature does not have
+    _warmup_file(os.path.join(base, "2"), {"user": ["u"], "item_id": ["a"]})
+    manager.poll()
+    assert manager.current.version == 1
+
+
+class _RecordingVersion:
+    """Stands in for a LoadedVersion: doubles `x`, fails on a negative value, records calls."""
+
+    def __init__(self):
+        self.calls = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, signature, inputs, outputs=None):
+        x = inputs["x"]
+        self.calls.append(len(x))
+        if len(self.calls) == 1:  # hold the first call so that others queue up
+            self.started.set()
+            self.release.wait(10)
+        if (x < 0).any():
+            raise ValueError("negative input")
+        return {"y": x * 2}
+
+
+def test_batcher_batches_queued_requests_and_keeps_errors_to_their_request():
+    from serving.server import Batcher
+
+    version = _RecordingVersion()
+    batcher = Batcher(version, "serving_default", max_items=10)
+    results, errors = {}, {}
+
+    def call(k, values):
+        try:
+            results[k] = batcher.run({"x": np.array(values, np.float32)}, len(values))["y"]
+        except ValueError as e:
+            errors[k] = str(e)
+
+    first = threading.Thread(target=call, args=(0, [1.0]))
+    first.start()
+    assert version.started.wait(10)
+    queued = [(1, [2.0, 3.0]), (2, [-1.0]), (3, [4.0] * 4), (4, [5.0] * 6)]
+    threads = [threading.Thread(target=call, args=q) for q in queued]
+    for thread in threads:
+        thread.start()
+    deadline = time.time() + 10
+    while len(batcher._queue) < len(queued) and time.time() < deadline:
+        time.sleep(0.01)
+    version.release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    # Alone first; then 1-3 in one batch of 7 rows (4 would pass 10), which fails
+    # on request 2 and is rerun request by request; then 4 alone.
+    assert version.calls == [1, 7, 2, 1, 4, 6]
+    assert errors == {2: "negative input"}
+    for k, values in [(0, [1.0]), *[q for q in queued if q[0] != 2]]:
+        np.testing.assert_array_equal(results[k], np.array(values, np.float32) * 2)
