@@ -1,4 +1,5 @@
-# MoGENet: `make demo` makes the default data, preprocesses it and trains on it,
+# MoGENet: `make demo` makes the default data, preprocesses it, trains on it,
+# exports the model, serves it and ranks items through the server;
 # `make test` runs the whole test suite. Both create .venv and install what
 # they need when it is missing.
 
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo_out
 
-.PHONY: install test lint format demo bench-beam bench-train clean
+.PHONY: install test lint format demo bench-beam bench-train bench-serving clean
 
 $(STAMP): setup.py pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,13 +37,32 @@ demo: $(STAMP)
 	$(BIN)/python -m beam_pipelines.run --input $(DEMO)/data --format canonical \
 		--output $(DEMO)/samples --nested_tasks --overwrite --runner FnApiRunner
 	$(BIN)/python -m model.train --data $(DEMO)/samples --model_dir $(DEMO)/model --overwrite --verbose 2
-	@echo "samples in $(DEMO)/samples, trained model, TensorBoard logs and metrics.json in $(DEMO)/model"
+	$(BIN)/python -m serving.export --model_dir $(DEMO)/model --data $(DEMO)/samples \
+		--export_base $(DEMO)/export --model_name mogenet --evaluate
+	@# Serve the export on a free port, rank 20 items for one user over gRPC, stop.
+	@set -e; log=$(DEMO)/server.log; \
+	$(BIN)/python -m serving.server --port 0 --model_name mogenet \
+		--model_base_path $(DEMO)/export/mogenet > $$log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true' EXIT; \
+	for i in $$(seq 180); do grep -q "^serving mogenet on" $$log && break; sleep 1; done; \
+	target=$$(sed -n 's/^serving mogenet on //p' $$log); \
+	test -n "$$target" || { cat $$log; exit 1; }; \
+	user=$$(cut -f1 $(DEMO)/model/entities/vocab/user-*.tsv | head -1); \
+	items=$$(cut -f1 $(DEMO)/model/entities/vocab/item-*.tsv | head -20 | paste -sd,); \
+	echo "ranking 20 items for user $$user through the server on $$target:"; \
+	$(BIN)/python -m serving.client --server $$target --model_name mogenet \
+		--user $$user --items $$items --top_k 10; \
+	kill -TERM $$pid; wait $$pid
+	@echo "samples in $(DEMO)/samples, model and metrics.json in $(DEMO)/model, SavedModel in $(DEMO)/export"
 
 bench-beam: $(STAMP)
 	$(BIN)/python benchmarks/beam_sampling.py
 
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
+
+bench-serving: $(STAMP)
+	$(BIN)/python benchmarks/serving_latency.py --model_base_path $(DEMO)/export/mogenet
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -4,11 +4,14 @@ Starts `python -m serving.server` on an export (a `--model_base_path` of
 `serving.export`), then drives it with Predict requests of 1 user x `--items`
 candidate items (`serving_default`; the user id sent once per item, as a
 client of TF Serving's batching sends it) from `--clients` concurrent clients
-for `--duration` seconds, then from 1 client. The clients are threads spread
-over `--client_processes` processes (the client's CPU is on the same 2 cores:
-"client included"); each reuses one prebuilt request over one channel, so the
-figures are the server's plus a lean client's. Known ids are read from the
-export's warm-up requests.
+for `--duration` seconds, then from 1 client. The concurrent clients are
+asyncio coroutines, one gRPC channel each, in `--client_processes` processes
+(the lightest Python client measured here); the single client is a plain
+blocking stub (lower latency than asyncio). Each reuses one prebuilt request.
+The clients run on the same 2 cores: "client included". Known ids are read
+from the export's warm-up requests. With `--ceiling`, the same phases also run
+against a canned server (a fixed answer, no TensorFlow): what gRPC and Python
+alone allow on this machine.
 
 Prints requests/s, scores/s, p50 and p99 per phase and appends them, with the
 command and the date, to benchmarks/RESULTS.md (unless --no_record). The last
@@ -18,7 +21,8 @@ line is machine-readable:
 
 Usage:
   python benchmarks/serving_latency.py --model_base_path export/mogenet
-      [--duration 30] [--clients 8] [--items 100] [--server_args "--batching"]
+      [--duration 30] [--clients 8] [--items 100] [--server_args "--grpc_threads 4"]
+      [--ceiling]
 """
 
 from __future__ import annotations
@@ -104,26 +108,30 @@ def _aio_client_process(target, model_name, user, items, clients, duration, star
 
     async def main():
         latencies, errors = [], 0
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        # One channel (connection) per client, as separate clients would have.
+        channels = [grpc.aio.insecure_channel(target) for _ in range(clients)]
+        stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
+        for stub in stubs:
             await stub.Predict(request, timeout=30)  # connect before the clock starts
-            await asyncio.sleep(max(0.0, start_at - time.time()))
-            end = start_at + duration
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        end = start_at + duration
 
-            async def client():
-                nonlocal errors
-                while True:
-                    began = time.perf_counter()
-                    if time.time() >= end:
-                        return
-                    try:
-                        await stub.Predict(request, timeout=10)
-                    except grpc.RpcError:
-                        errors += 1
-                        continue
-                    latencies.append(time.perf_counter() - began)
+        async def client(stub):
+            nonlocal errors
+            while True:
+                began = time.perf_counter()
+                if time.time() >= end:
+                    return
+                try:
+                    await stub.Predict(request, timeout=10)
+                except grpc.RpcError:
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - began)
 
-            await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(*(client(stub) for stub in stubs))
+        for channel in channels:
+            await channel.close()
         return latencies, errors
 
     queue.put(asyncio.run(main()))
@@ -176,17 +184,57 @@ def drive(target, model_name, user, items, clients, processes, duration, aio=Tru
     }
 
 
+def serve_canned(threads: int) -> None:
+    """A PredictionService that answers a fixed response without TensorFlow (the ceiling)."""
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import (
+        get_model_status_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    answer = predict_pb2.PredictResponse()
+    for task in ("click", "conversion"):
+        tensor = answer.outputs[task]
+        tensor.dtype = 1  # DT_FLOAT
+        tensor.tensor_shape.dim.add().size = 100
+        tensor.tensor_content = np.zeros(100, np.float32).tobytes()
+
+    class Canned(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            return answer
+
+    class Status(model_service_pb2_grpc.ModelServiceServicer):
+        def GetModelStatus(self, request, context):
+            return get_model_status_pb2.GetModelStatusResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Canned(), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(Status(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(f"serving canned on 127.0.0.1:{port}", flush=True)
+    server.wait_for_termination()
+
+
 def start_server(model_base_path, model_name, server_args):
     """Starts serving.server on a free port; returns (process, target)."""
-    command = [
-        sys.executable,
-        "-m",
-        "serving.server",
-        "--port=0",
-        f"--model_name={model_name}",
-        f"--model_base_path={model_base_path}",
-        *shlex.split(server_args),
-    ]
+    if model_base_path is None:  # the canned server
+        command = [sys.executable, os.path.abspath(__file__), "--canned_server"]
+        model_name = "canned"
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--port=0",
+            f"--model_name={model_name}",
+            f"--model_base_path={model_base_path}",
+            *shlex.split(server_args),
+        ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.time() + 180
     for line in process.stdout:
@@ -230,12 +278,13 @@ def record(args, phases) -> None:
         f"1 user x {args.items} items per request, {args.duration:g} s per phase, "
         f"clients in {args.client_processes} processes on the same machine.",
         "",
-        "| clients | requests | errors | requests/s | scores/s | p50 ms | p99 ms |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | clients | requests | errors | requests/s | scores/s | p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in phases:
         lines.append(
-            f"| {p['clients']} | {p['requests']:,} | {p['errors']} | {p['rps']:,.0f} | "
+            f"| {p['server']} | {p['clients']} | {p['requests']:,} | {p['errors']} | "
+            f"{p['rps']:,.0f} | "
             f"{p['scores_per_s']:,.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} |"
         )
     with open(RESULTS, "a") as f:
@@ -253,6 +302,15 @@ def main(argv=None) -> int:
     parser.add_argument("--server_args", default="", help="extra serving.server flags")
     parser.add_argument("--label", default="", help="a note for RESULTS.md")
     parser.add_argument("--no_record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also drive a canned server (fixed answer, no TensorFlow): gRPC + Python's ceiling",
+    )
+    parser.add_argument("--canned_server", action="store_true", help=argparse.SUPPRESS)
+    if "--canned_server" in (argv if argv is not None else sys.argv[1:]):
+        serve_canned(threads=3)
+        return 0
     args = parser.parse_args(argv)
 
     versions = sorted(int(v) for v in os.listdir(args.model_base_path) if v.isdigit())
@@ -260,34 +318,40 @@ def main(argv=None) -> int:
         raise SystemExit(f"no version under {args.model_base_path}")
     user, items = known_ids(os.path.join(args.model_base_path, str(versions[-1])))
     items = (items * (args.items // len(items) + 1))[: args.items]
-    server, target = start_server(args.model_base_path, args.model_name, args.server_args)
-    try:
-        wait_until_serving(target, args.model_name)
-        phases = []
-        for clients in (args.clients, 1):
-            phase = drive(
-                target,
-                args.model_name,
-                user,
-                items,
-                clients,
-                args.client_processes,
-                args.duration,
-                aio=clients > 1,
-            )
-            phases.append(phase)
-            print(
-                f"{clients} clients: {phase['rps']:,.0f} requests/s, "
-                f"{phase['scores_per_s']:,.0f} scores/s, p50 {phase['p50_ms']:.2f} ms, "
-                f"p99 {phase['p99_ms']:.2f} ms, {phase['errors']} errors",
-                flush=True,
-            )
-    finally:
-        server.terminate()
-        server.wait(60)
+    servers = [("serving.server", args.model_base_path)]
+    if args.ceiling:
+        servers.append(("canned (no TensorFlow)", None))
+    phases = []
+    for label, base in servers:
+        server, target = start_server(base, args.model_name, args.server_args)
+        name = args.model_name if base else "canned"
+        try:
+            wait_until_serving(target, name)
+            for clients in (args.clients, 1):
+                phase = drive(
+                    target,
+                    name,
+                    user,
+                    items,
+                    clients,
+                    args.client_processes,
+                    args.duration,
+                    aio=clients > 1,
+                )
+                phase["server"] = label
+                phases.append(phase)
+                print(
+                    f"{label}, {clients} clients: {phase['rps']:,.0f} requests/s, "
+                    f"{phase['scores_per_s']:,.0f} scores/s, p50 {phase['p50_ms']:.2f} ms, "
+                    f"p99 {phase['p99_ms']:.2f} ms, {phase['errors']} errors",
+                    flush=True,
+                )
+        finally:
+            server.terminate()
+            server.wait(60)
     if not args.no_record:
         record(args, phases)
-    many, one = phases
+    many, one = phases[:2]
     print(
         f"RESULT rps_8={many['rps']:.0f} p50_ms_8={many['p50_ms']:.2f} "
         f"p99_ms_8={many['p99_ms']:.2f} p50_ms_1={one['p50_ms']:.2f}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -207,17 +208,30 @@ def _json_values(value: np.ndarray):
     return value.tolist()
 
 
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """Returns a server-side TLS context from PEM certificate-chain and private-key files."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
 def start_rest_server(
     manager: ModelManager,
     host: str,
     port: int,
     max_items: int,
     metrics: ServerMetrics | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ):
-    """Starts the REST server in a daemon thread; returns (server, bound port)."""
+    """Starts the REST server in a daemon thread; returns (server, bound port).
+
+    With `ssl_context` (see `tls_context`) the port speaks HTTPS.
+    """
     attributes = {"manager": manager, "max_items": max_items, "metrics": metrics or ServerMetrics()}
     handler = type("Handler", (_Handler,), attributes)
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
+    if ssl_context is not None:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, name="rest", daemon=True).start()
     return server, server.server_address[1]

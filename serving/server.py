@@ -22,17 +22,32 @@ It serves any SavedModel laid out as TF Serving expects
   * binds 127.0.0.1 unless `--host` says otherwise; on SIGTERM or SIGINT it
     stops taking requests and lets those in flight finish (`--drain_s`).
 
-Speed choices, measured on a prototype (see the task notes): a plain
-`grpc.server` with 3 worker threads, string inputs read straight from
-`string_val`, outputs written as `tensor_content` from numpy bytes.
+Also:
 
   * gRPC health checking (`grpc.health.v1.Health`) and server reflection;
-  * TLS on the gRPC port with `--ssl_cert_file` and `--ssl_key_file` (PEM;
-    TF Serving takes the same through `--ssl_config_file`);
-    Prometheus metrics at the REST port's /monitoring/prometheus/metrics.
+  * TLS on the gRPC port and the REST port with `--ssl_cert_file` and
+    `--ssl_key_file` (PEM; TF Serving takes the same through
+    `--ssl_config_file`);
+  * Prometheus metrics at the REST port's /monitoring/prometheus/metrics;
+  * each version's `assets.extra/tf_serving_warmup_requests` is replayed
+    before it takes traffic; a failing warm-up fails the load.
 
-Not built yet (tracked in the serving issue): warm-up requests, batching, TLS
-on the REST port.
+Speed choices (figures in benchmarks/RESULTS.md):
+
+  * versions run as TF Serving runs them, in a Session (TF1 SavedModel
+    loader) with `Session.make_callable`: numpy in and out, no eager tensors;
+    ops run in the calling thread (`--tensorflow_inter_op_parallelism=-1`),
+    which halved the fixed cost of a call on this 2-core machine;
+  * server-side batching (`Batcher`, on by default): requests of one
+    signature whose inputs have equal lengths, arriving while the model is
+    busy, are merged into one call;
+  * a plain `grpc.server` (`--grpc_threads`, 8: enough requests in flight to
+    form batches); string inputs read straight from `string_val`, outputs
+    written as `tensor_content` from numpy bytes.
+
+More than one server process is not offered: two processes sharing the port
+(SO_REUSEPORT) served no more requests than one, because the clients and the
+server already use both cores.
 """
 
 from __future__ import annotations
@@ -745,10 +760,11 @@ def main(argv=None) -> int:
     print(f"serving {args.model_name} on {args.host}:{port}", flush=True)
     rest = None
     if args.rest_api_port:
-        from serving.rest import start_rest_server
+        from serving.rest import start_rest_server, tls_context
 
+        context = tls_context(args.ssl_cert_file, args.ssl_key_file) if credentials else None
         rest, rest_port = start_rest_server(
-            manager, args.host, args.rest_api_port, args.max_items, metrics
+            manager, args.host, args.rest_api_port, args.max_items, metrics, context
         )
         print(f"REST API on {args.host}:{rest_port}", flush=True)
     stopped = threading.Event()

@@ -355,6 +355,26 @@ def test_tls_port_serves_clients_that_trust_its_certificate(served, tmp_path):
     finally:
         server.stop(None)
 
+    import http.client
+    import ssl
+
+    from serving.rest import start_rest_server, tls_context
+
+    rest, rest_port = start_rest_server(
+        manager, "127.0.0.1", 0, max_items=50, ssl_context=tls_context(cert, key)
+    )
+    try:
+        trusting = ssl.create_default_context(cafile=cert)
+        connection = http.client.HTTPSConnection("localhost", rest_port, context=trusting)
+        connection.request("GET", "/v1/models/mogenet")
+        assert connection.getresponse().status == 200
+        connection.close()
+        with pytest.raises(ssl.SSLError):
+            connection = http.client.HTTPSConnection("localhost", rest_port, timeout=5)
+            connection.request("GET", "/v1/models/mogenet")
+    finally:
+        rest.shutdown()
+
 
 def _warmup_file(version_dir, inputs):
     from tensorflow_serving.apis import prediction_log_pb2
@@ -424,11 +444,11 @@ def test_batcher_batches_queued_requests_and_keeps_errors_to_their_request():
     assert version.started.wait(10)
     queued = [(1, [2.0, 3.0]), (2, [-1.0]), (3, [4.0] * 4), (4, [5.0] * 6)]
     threads = [threading.Thread(target=call, args=q) for q in queued]
-    for thread in threads:
+    for count, thread in enumerate(threads, 1):  # one at a time: a known queue order
         thread.start()
-    deadline = time.time() + 10
-    while len(batcher._queue) < len(queued) and time.time() < deadline:
-        time.sleep(0.01)
+        deadline = time.time() + 10
+        while len(batcher._queue) < count and time.time() < deadline:
+            time.sleep(0.005)
     version.release.set()
     for thread in [first, *threads]:
         thread.join(10)
