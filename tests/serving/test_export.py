@@ -45,7 +45,9 @@ def test_export_writes_a_tf_serving_layout(exported):
     assert 'name: "mogenet"' in open(os.path.join(base, "models.config")).read()
     assert not [e for e in os.listdir(os.path.dirname(exported)) if not e.isdigit()]
     shown = subprocess.run(
-        ["saved_model_cli", "show", "--all", "--dir", exported],
+        # The venv's script, whether or not the venv is on PATH.
+        [os.path.join(os.path.dirname(sys.executable), "saved_model_cli")]
+        + ["show", "--all", "--dir", exported],
         capture_output=True,
         text=True,
         check=True,
