@@ -28,7 +28,9 @@ class ModelConfig:
     """The model's sizes and switches.
 
     Attributes:
-      model: Model name ("mogenet"; baselines come with the experiments).
+      model: Model name: "mogenet" or a baseline of §3 ("mlp", "esmm", "ngcf",
+        "shared_bottom", "cross_stitch", "mmoe", "snr_trans", "cgc"; see
+        `model.baselines`).
       embedding_dim: d, the size of the shared encodings and channel states.
       num_layers: L, MGNN layers (at most the samples' number of hops).
       channels: Graph channels run by the MGNN: "G" (bipartite), "U" (user
@@ -54,6 +56,10 @@ class ModelConfig:
         before it found the signal, so "embeddings" is the default.
       beta: β, weight of the cooperative loss.
       l2_lambda: λ, weight of the L2 penalty.
+      tower_units: Baselines: hidden sizes of the MLP and ESMM towers.
+      gate_units: Baselines: hidden sizes of each gating network (MMoE, CGC).
+      mgnn: Baselines: "+ MGNN", feed the model the MGNN's Z (the four κ
+        interactions of the channel states) beside the root encodings.
     """
 
     model: str = "mogenet"
@@ -72,10 +78,15 @@ class ModelConfig:
     l2_scope: str = "embeddings"
     beta: float = 1e-6
     l2_lambda: float = 1e-3
+    tower_units: tuple[int, ...] = (512, 256, 128)
+    gate_units: tuple[int, ...] = (16, 16)
+    mgnn: bool = False
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         self.expert_units = tuple(int(u) for u in self.expert_units)
+        self.tower_units = tuple(int(u) for u in self.tower_units)
+        self.gate_units = tuple(int(u) for u in self.gate_units)
         _check_choice("kappa", self.kappa, KAPPAS)
         _check_choice("edge_weight", self.edge_weight, EDGE_WEIGHTS)
         _check_choice("l2_scope", self.l2_scope, L2_SCOPES)

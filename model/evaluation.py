@@ -24,7 +24,7 @@ class Predictions:
       item_ids: [N] root item ids (bytes).
       labels: {task: [N] float} labels.
       scores: {task: [N] float} predicted probabilities.
-      gates: [N, K, N_experts] gate weights.
+      gates: [N, K, N_experts] gate weights ([N, K, 0] for a model without gates).
     """
 
     def __init__(self, user_ids, item_ids, labels, scores, gates):
@@ -72,7 +72,8 @@ def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -
         users.append(inputs.pop("user_id").numpy())
         items.append(inputs.pop("item_id").numpy())
         probabilities, batch_gates = score(inputs)
-        gates.append(batch_gates.numpy())
+        if batch_gates is not None:  # models without gates report none
+            gates.append(batch_gates.numpy())
         for task in tasks:
             labels[task].append(batch_labels[task].numpy())
             scores[task].append(probabilities[task].numpy())
@@ -81,7 +82,7 @@ def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -
         np.concatenate(items),
         {t: np.concatenate(v) for t, v in labels.items()},
         {t: np.concatenate(v) for t, v in scores.items()},
-        np.concatenate(gates),
+        np.concatenate(gates) if gates else np.zeros([len(np.concatenate(users)), len(tasks), 0]),
     )
 
 

@@ -454,8 +454,8 @@ class TaskGates(tf.keras.layers.Layer):
         }
 
 
-class TaskHeads(tf.keras.layers.Layer):
-    """Task logits v_kᵀ Σ_n g^k_n [f^n || Z^n] + b_k (§2.3; σ gives ŷ_k).
+class TaskLogits(tf.keras.layers.Layer):
+    """One linear output per task on its own representation: logit_k = v_kᵀ h_k + b_k.
 
     Args:
       num_tasks: K.
@@ -466,18 +466,92 @@ class TaskHeads(tf.keras.layers.Layer):
         self.num_tasks = num_tasks
 
     def build(self, input_shape):
-        size = input_shape[0][-1]
         self.kernel = self.add_weight(
-            name="kernel", shape=[self.num_tasks, size], initializer="glorot_uniform"
+            name="kernel", shape=[self.num_tasks, input_shape[-1]], initializer="glorot_uniform"
         )
         self.bias = self.add_weight(name="bias", shape=[self.num_tasks], initializer="zeros")
         super().build(input_shape)
 
     def call(self, inputs):
-        """Returns [B, K] logits for inputs (expert outputs [B, N, D], gates [B, K, N])."""
-        experts, gates = inputs
-        mixed = tf.einsum("bkn,bnd->bkd", gates, experts)
-        return tf.einsum("bkd,kd->bk", mixed, self.kernel) + self.bias
+        """Returns [B, K] logits for per-task representations [B, K, D]."""
+        return tf.einsum("bkd,kd->bk", inputs, self.kernel) + self.bias
 
     def get_config(self):
         return {**super().get_config(), "num_tasks": self.num_tasks}
+
+
+class TaskHeads(TaskLogits):
+    """Task logits v_kᵀ Σ_n g^k_n [f^n || Z^n] + b_k (§2.3; σ gives ŷ_k).
+
+    Args:
+      num_tasks: K.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape[0])
+
+    def call(self, inputs):
+        """Returns [B, K] logits for inputs (expert outputs [B, N, D], gates [B, K, N])."""
+        experts, gates = inputs
+        return super().call(tf.einsum("bkn,bnd->bkd", gates, experts))
+
+
+class GateNetworks(tf.keras.layers.Layer):
+    """One gating MLP per task: g^k = softmax(W_k MLP_k(x) + b_k), optionally over allowed experts.
+
+    Used by the MMoE, CGC and SNR-style baselines ("gates of [16, 16]", §3):
+    each task's gate is an MLP with LeakyReLU hidden layers, then a softmax
+    over the experts; `allowed` [K, N] (0/1) restricts task k to some experts
+    (CGC: its own and the shared ones).
+
+    Args:
+      num_tasks: K.
+      num_experts: N.
+      hidden: Hidden sizes of each gate's MLP.
+      negative_slope: LeakyReLU slope.
+      allowed: None (every expert) or a [K][N] 0/1 nested list.
+    """
+
+    def __init__(
+        self, num_tasks, num_experts, hidden=(16, 16), negative_slope=0.2, allowed=None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.num_tasks = num_tasks
+        self.num_experts = num_experts
+        self.hidden = tuple(hidden)
+        self.negative_slope = negative_slope
+        self.allowed = allowed
+        self.mlps = Experts(num_tasks, self.hidden, negative_slope, name="mlps") if hidden else None
+
+    def build(self, input_shape):
+        size = self.hidden[-1] if self.hidden else input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=[self.num_tasks, size, self.num_experts],
+            initializer="glorot_uniform",
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=[self.num_tasks, self.num_experts], initializer="zeros"
+        )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        """Returns [B, K, N] gate weights (rows sum to 1 over allowed experts) for [B, in]."""
+        if self.mlps is not None:
+            logits = tf.einsum("bkh,khn->bkn", self.mlps(inputs), self.kernel) + self.bias
+        else:
+            logits = tf.einsum("bi,kin->bkn", inputs, self.kernel) + self.bias
+        if self.allowed is not None:
+            allowed = tf.constant(self.allowed, tf.float32)
+            logits += (1.0 - allowed) * -1e9
+        return tf.nn.softmax(logits, -1)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_tasks": self.num_tasks,
+            "num_experts": self.num_experts,
+            "hidden": self.hidden,
+            "negative_slope": self.negative_slope,
+            "allowed": self.allowed,
+        }

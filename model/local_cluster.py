@@ -29,19 +29,35 @@ from model import train as train_lib
 
 
 def free_port() -> int:
-    """Returns a TCP port free on 127.0.0.1 right now."""
+    """Returns a TCP port free on every interface right now (TF's servers bind 0.0.0.0)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
 
 
-def start_cluster(workers: int, ps: int) -> tuple[dict, list]:
+def start_cluster(workers: int, ps: int, attempts: int = 3) -> tuple[dict, list]:
     """Starts worker and ps servers in this process.
+
+    A port found free can be taken by another process before the server binds
+    it; then the whole cluster is retried on new ports (`attempts` times).
 
     Returns:
       (cluster, servers): the TF_CONFIG cluster dict (with a chief address for
       this process) and the started `tf.distribute.Server`s.
+
+    Raises:
+      tf.errors.UnknownError: If no attempt could bind its ports.
     """
+    for attempt in range(attempts):
+        try:
+            return _start_cluster(workers, ps)
+        except tf.errors.UnknownError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_cluster(workers: int, ps: int) -> tuple[dict, list]:
     cluster = {
         "worker": [f"127.0.0.1:{free_port()}" for _ in range(workers)],
         "ps": [f"127.0.0.1:{free_port()}" for _ in range(ps)],

@@ -333,8 +333,14 @@ def export(
         model, entities = load(model_dir, jit_compile=jit_compile)
     except (DataError, FileNotFoundError) as e:
         raise ExportError(str(e)) from None
-    if not hasattr(model, "tree_states"):
-        raise ExportError(f"model {model.config.model!r} cannot be exported (no graph channels)")
+    from model.baselines.base import FeatureBaseline
+    from model.mogenet import MoGENet
+
+    if not isinstance(model, (MoGENet, FeatureBaseline)):
+        raise ExportError(
+            f"model {model.config.model!r} cannot be exported: serving_default bakes "
+            "per-node representations for MoGENet and the feature baselines"
+        )
     if list(spec.layout.fanouts) != list(model.layout.fanouts):
         raise ExportError(
             f"{data_dir} has fan-outs {list(spec.layout.fanouts)}, the model was trained on "

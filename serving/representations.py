@@ -86,8 +86,6 @@ class NodeStatesModelHandler(ModelHandler[bytes, PredictionResult, object]):
         from model.trained import load
 
         model, entities = load(self.model_dir)
-        if not hasattr(model, "tree_states"):
-            raise ValueError(f"model {model.config.model!r} has no graph channels to export")
         spec = dense_feature_spec(model.layout)
         tables = {s: entities[s].lookup_table() for s in NODE_SETS}
 
