@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "pyarrow>=14",
     "scikit-learn>=1.4",
     "scipy>=1.11",
+    "matplotlib>=3.8",  # the experiment report's figures
     "psutil>=5.9",
     "google-crc32c>=1.5",
 ]

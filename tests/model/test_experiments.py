@@ -1,0 +1,117 @@
+"""`model.experiments`: the run plan, resuming, the report from a fixed runs.csv, a real run."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from model import experiments
+from model.config import TrainConfig
+from model.experiments import Run, Variant
+
+TASKS = ("click", "conversion")
+
+
+def test_plan_runs_each_config_once_per_seed_and_ngcf_per_task():
+    runs = experiments.plan_runs((2, 4, 5), (2,), seeds=2, tasks=TASKS)
+    keys = [r.key for r in runs]
+    assert len(keys) == len(set(keys))
+    # MoGENet's defaults are Table 2's row, κ = product, i+ii+iii and 4 graph experts: one run.
+    assert keys.count("mogenet-seed=0") == 1 and "mogenet-seed=1" in keys
+    assert "ngcf-tasks=click-seed=0" in keys and "ngcf-tasks=conversion-seed=1" in keys
+    assert "mogenet-kappa=concat-seed=1" in keys and "mogenet-graph_experts=0-seed=0" in keys
+    assert "mogenet-cooperative=False-l2=False-seed=0" in keys
+    # 8 baselines (NGCF twice) + MoGENet + 3 other κ + 3 other losses + 4 other expert counts
+    assert len(runs) == 2 * (9 + 1 + 3 + 3 + 4)
+    with pytest.raises(ValueError, match="no Table 7"):
+        experiments.plan_runs((7,), (), 1, TASKS)
+
+
+def _fake_metrics(run):
+    rng = np.random.default_rng(abs(hash(run.key)) % 2**32)
+    tasks = run.tasks or TASKS
+    return {
+        "epochs_run": 3,
+        "test": {t: {"gauc": 0.6 + 0.1 * rng.random(), "auc": 0.7, "log_loss": 0.3} for t in tasks},
+    }
+
+
+def test_execute_resumes_and_skips_finished_runs(tmp_path):
+    runs = experiments.plan_runs((4,), (), seeds=2, tasks=TASKS)
+    trained = []
+
+    def fake_train(run, data_dir, run_dir, train_config):
+        trained.append(run.key)
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+            json.dump(_fake_metrics(run), f)
+
+    out = str(tmp_path)
+    rows = experiments.execute(runs, "data", out, TrainConfig(), TASKS, fake_train)
+    assert len(trained) == len(runs) == 8 and len(rows) == 8
+    os.remove(os.path.join(out, "runs", runs[3].key, "metrics.json"))  # a crash mid-run
+    trained.clear()
+    again = experiments.execute(runs, "data", out, TrainConfig(), TASKS, fake_train)
+    assert trained == [runs[3].key]
+    assert [r["key"] for r in again] == [r.key for r in runs]
+    assert all(r["click_gauc"] is not None and r["duration_s"] is not None for r in again)
+
+
+def _row(variant: Variant, seed: int, gauc: dict, tasks=TASKS):
+    row = {
+        "key": Run(variant, None, seed).key,
+        "model": variant.model,
+        "overrides": json.dumps(dict(variant.overrides), sort_keys=True),
+        "tasks": ",".join(tasks),
+        "seed": seed,
+        "epochs": 3,
+        "duration_s": 1.0,
+    }
+    for task in TASKS:
+        row[f"{task}_gauc"] = gauc.get(task)
+        row[f"{task}_auc"] = gauc.get(task)
+        row[f"{task}_log_loss"] = 0.3 if task in gauc else None
+    return row
+
+
+def test_report_from_a_fixed_runs_csv(tmp_path):
+    ((_, table2),) = experiments.table_variants(2)
+    rows = []
+    for seed, noise in enumerate((0.0, 0.002, -0.001)):
+        for k, variant in enumerate(table2):
+            if variant.model == "ngcf":
+                for task in TASKS:  # one single-task run per task
+                    rows.append(_row(variant, seed, {task: 0.55 + noise}, tasks=(task,)))
+                continue
+            base = 0.60 if variant.label == "MMoE" else 0.56 + 0.001 * k
+            value = 0.65 + 0.0005 * seed if variant.label == "MoGENet" else base
+            rows.append(_row(variant, seed, {t: value + noise for t in TASKS}))
+    path = str(tmp_path / "runs.csv")
+    experiments.write_runs_csv(rows, path)
+    back = experiments.read_runs_csv(path)
+    report = experiments.write_report(back, TASKS, 3, (2,), (), str(tmp_path), "cmd")
+    text = open(report).read()
+    assert "Command: `cmd`" in text
+    mmoe = next(line for line in text.splitlines() if line.startswith("| MMoE |"))
+    assert mmoe.count("<u>0.6003 ± 0.0012</u>") == 2  # the best baseline, underlined
+    ours_values = np.array([0.65, 0.6525, 0.65])  # 0.65 + 0.0005 · seed + noise
+    ours = next(line for line in text.splitlines() if line.startswith("| MoGENet |"))
+    assert f"{ours_values.mean():.4f} ± {ours_values.std():.4f}**" in ours  # p < 0.01
+    rela = next(line for line in text.splitlines() if line.startswith("| RelaImpr"))
+    expected = (ours_values.mean() - 0.5) / (0.60 + 0.001 / 3 - 0.5) - 1
+    assert f"{expected:+.2%}" in rela
+    ngcf = next(line for line in text.splitlines() if line.startswith("| NGCF |"))
+    assert ngcf.count("0.5503 ± 0.0012") == 2
+    assert os.path.getsize(tmp_path / "table2.png") > 1000
+
+
+def test_a_real_single_task_run_trains_and_reports(tmp_path):
+    from tests.model.planted import write_planted
+
+    data_dir = write_planted(tmp_path / "data", sizes={"train": 128, "valid": 32, "test": 32})
+    run = Run(Variant.of("NGCF", model="ngcf", embedding_dim=8), ("click",), 0)
+    config = TrainConfig(epochs=1, batch_size=64, learning_rate=0.01, deterministic=True)
+    (row,) = experiments.execute([run], data_dir, str(tmp_path / "out"), config, TASKS)
+    assert 0.0 <= row["click_gauc"] <= 1.0 and row["conversion_gauc"] is None
+    assert row["tasks"] == "click" and row["epochs"] == 1
