@@ -77,12 +77,13 @@ def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -
         for task in tasks:
             labels[task].append(batch_labels[task].numpy())
             scores[task].append(probabilities[task].numpy())
+    users = np.concatenate(users)
     return Predictions(
-        np.concatenate(users),
+        users,
         np.concatenate(items),
         {t: np.concatenate(v) for t, v in labels.items()},
         {t: np.concatenate(v) for t, v in scores.items()},
-        np.concatenate(gates) if gates else np.zeros([len(np.concatenate(users)), len(tasks), 0]),
+        np.concatenate(gates) if gates else np.zeros([len(users), len(tasks), 0]),
     )
 
 

@@ -20,9 +20,9 @@ skipped, so the command resumes where it stopped. Then it writes
   runs.csv    one row per run: key, model, config overrides, tasks, seed, test
               GAUC/AUC/log loss per task, epochs, duration;
   report.md   each table as in the paper: test GAUC per task (mean ± std over
-              seeds), the best baseline underlined, RelaImpr of MoGENet over
-              it, ** / * where a paired t-test across seeds gives p < 0.01 /
-              0.05 (scipy);
+              seeds, sample std), the best baseline underlined, RelaImpr of
+              MoGENet over it, ** / * where it is better with p < 0.01 / 0.05
+              in a paired two-sided t-test across seeds (scipy);
   table2.png  Table 2 as bars with error bars; fig2.png Fig. 2 as lines.
 """
 
@@ -156,8 +156,8 @@ def plan_runs(tables, figures, seeds: int, tasks) -> list[Run]:
     return runs
 
 
-def train_run(run: Run, data_dir: str, run_dir: str, train_config) -> dict:
-    """Trains one run with `model.train.train`; returns its metrics.json content."""
+def train_run(run: Run, data_dir: str, run_dir: str, train_config, tasks) -> dict:
+    """Trains one run with `model.train.train` on `tasks`; returns its metrics.json content."""
     import tensorflow as tf
 
     from model.train import train
@@ -165,7 +165,17 @@ def train_run(run: Run, data_dir: str, run_dir: str, train_config) -> dict:
     tf.keras.backend.clear_session()
     model_config = config_lib.ModelConfig(**dict(run.variant.overrides))
     config = dataclasses.replace(train_config, seed=run.seed)
-    return train(data_dir, run_dir, model_config, config, tasks=run.tasks, verbose=0)
+    return train(data_dir, run_dir, model_config, config, tasks=tasks, verbose=0)
+
+
+def run_settings(run: Run, data_dir: str, train_config, tasks) -> dict:
+    """What a run trained from beyond its key: data, tasks and training config."""
+    config = dataclasses.replace(train_config, seed=run.seed)
+    return {
+        "data": os.path.abspath(data_dir),
+        "tasks": list(run.tasks or tasks),
+        "train_config": json.loads(config_lib.to_json(config)),
+    }
 
 
 def execute(
@@ -174,19 +184,36 @@ def execute(
     """Trains the runs not finished yet and returns every run's runs.csv row.
 
     A run is finished when `OUT/runs/<key>/metrics.json` exists; its row is
-    read back from there (and `duration.json`).
+    read back from there (and `duration.json`). Each run records what it
+    trained from (`run.json`: data, tasks, training config); a finished run
+    recorded with other settings is an error, never silently reused.
+
+    Raises:
+      ValueError: If a finished run was trained with other settings.
     """
     rows = []
     for number, run in enumerate(runs, 1):
         run_dir = os.path.join(out, "runs", run.key)
         metrics_path = os.path.join(run_dir, "metrics.json")
         duration_path = os.path.join(run_dir, "duration.json")
+        settings_path = os.path.join(run_dir, "run.json")
+        settings = run_settings(run, data_dir, train_config, tasks)
         if os.path.exists(metrics_path):
+            with open(settings_path) as f:
+                recorded = json.load(f)
+            if recorded != settings:
+                raise ValueError(
+                    f"{run_dir} was trained with other settings ({settings_path}); "
+                    "use another --out or the same flags"
+                )
             print(f"[{number}/{len(runs)}] {run.key}: done before, skipped", flush=True)
         else:
             print(f"[{number}/{len(runs)}] {run.key}: training", flush=True)
+            os.makedirs(run_dir, exist_ok=True)
+            with open(settings_path, "w") as f:
+                json.dump(settings, f, indent=2, sort_keys=True)
             started = time.monotonic()
-            train_fn(run, data_dir, run_dir, train_config)
+            train_fn(run, data_dir, run_dir, train_config, settings["tasks"])
             with open(duration_path, "w") as f:
                 json.dump({"duration_s": round(time.monotonic() - started, 1)}, f)
         with open(metrics_path) as f:
@@ -244,8 +271,9 @@ def _values(rows, variant: Variant, task: str, seeds: int) -> np.ndarray:
 
 
 def _stars(ours: np.ndarray, base: np.ndarray) -> str:
+    """** / * if `ours` is better than `base` with p < 0.01 / 0.05 (paired, two-sided)."""
     ok = ~(np.isnan(ours) | np.isnan(base))
-    if ok.sum() < 2 or np.allclose(ours[ok], base[ok]):
+    if ok.sum() < 2 or np.allclose(ours[ok], base[ok]) or np.mean(ours[ok] - base[ok]) <= 0:
         return ""
     p = metrics.paired_t_test(ours[ok], base[ok])
     return "**" if p < 0.01 else "*" if p < 0.05 else ""
@@ -255,7 +283,9 @@ def _cell(values: np.ndarray) -> str:
     values = values[~np.isnan(values)]
     if not len(values):
         return "—"
-    return f"{values.mean():.4f} ± {values.std():.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"  # sample std over seeds
 
 
 def _rela(ours: np.ndarray, base: np.ndarray) -> str:
@@ -355,7 +385,7 @@ def draw_figures(rows, tasks, seeds: int, tables, figures, out: str) -> list[str
         for ax, task in zip(axes[0], tasks, strict=True):
             values = [_values(rows, v, task, seeds) for v in variants]
             means = [np.nanmean(v) if not np.isnan(v).all() else 0.0 for v in values]
-            errors = [np.nanstd(v) if not np.isnan(v).all() else 0.0 for v in values]
+            errors = [np.nanstd(v, ddof=1) if (~np.isnan(v)).sum() > 1 else 0.0 for v in values]
             ax.bar([v.label for v in variants], means, yerr=errors, capsize=3)
             ax.set_ylim(min(m for m in means if m) - 0.02 if any(means) else 0, None)
             ax.set_title(f"{task}: test GAUC")
@@ -372,7 +402,7 @@ def draw_figures(rows, tasks, seeds: int, tables, figures, out: str) -> list[str
             ax.errorbar(
                 range(len(variants)),
                 [np.nanmean(v) for v in values],
-                yerr=[np.nanstd(v) for v in values],
+                yerr=[np.nanstd(v, ddof=1) if (~np.isnan(v)).sum() > 1 else 0.0 for v in values],
                 marker="o",
                 capsize=3,
                 label=task,

@@ -12,7 +12,7 @@ the dense fixed layout (see `model.mogenet` for the inputs). It owns
 A model defines `head(roots, states) -> (logits [B, K], gates [B, K, N] or
 None)`: MoGENet its graph enhanced experts, the baselines their towers.
 Models whose papers train with the plain sum of BCEs set
-`task_uncertainty = False`.
+`task_uncertainty = False` and `cooperative_gates = False`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class GraphMultiTaskModel(tfrs.models.Model):
     """
 
     task_uncertainty = True
+    cooperative_gates = True  # β·L_co on the gates, if the model has gates
 
     def __init__(
         self,
@@ -262,7 +263,7 @@ class GraphMultiTaskModel(tfrs.models.Model):
                 total += tf.exp(-s_k) * bce + tf.nn.scale_regularization_loss(s_k)
             else:
                 total += bce
-        if config.cooperative and gates is not None:
+        if config.cooperative and self.cooperative_gates and gates is not None:
             cooperative = cooperative_loss(gates)
             self.cooperative_loss.update_state(cooperative)
             total += config.beta * tf.nn.compute_average_loss(cooperative)

@@ -23,6 +23,7 @@ class FeatureBaseline(GraphMultiTaskModel):
     """
 
     task_uncertainty = False
+    cooperative_gates = False
 
     def __init__(self, config, tasks, layout, entities, jit_compile=False, **kwargs):
         trees = z_trees(config, Z_PAIRS) if config.mgnn else ()

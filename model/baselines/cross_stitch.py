@@ -83,7 +83,7 @@ class CrossStitch(FeatureBaseline):
         self.towers = CrossStitchTowers(
             k, config.expert_units, config.leaky_relu_alpha, name="towers"
         )
-        self.outputs = TaskLogits(k, name="outputs")
+        self.task_logits = TaskLogits(k, name="task_logits")
 
     def logits(self, x, training=False):
-        return self.outputs(self.towers(x)), None
+        return self.task_logits(self.towers(x)), None

@@ -29,7 +29,7 @@ class ESMM(MLPBaseline):
     """
 
     def logits(self, x, training=False):
-        raw = self.outputs(self.towers(x))  # [B, K]: the click logit, then conditionals
+        raw = self.task_logits(self.towers(x))  # [B, K]: the click logit, then conditionals
         click = raw[:, 0]
         later = [product_logit(click, raw[:, k]) for k in range(1, len(self.task_names))]
         return tf.stack([click, *later], 1), None

@@ -13,7 +13,7 @@ class MLPBaseline(FeatureBaseline):
         super().__init__(config, tasks, layout, entities, jit_compile, **kwargs)
         slope = config.leaky_relu_alpha
         self.towers = Experts(len(self.task_names), config.tower_units, slope, name="towers")
-        self.outputs = TaskLogits(len(self.task_names), name="outputs")
+        self.task_logits = TaskLogits(len(self.task_names), name="task_logits")
 
     def logits(self, x, training=False):
-        return self.outputs(self.towers(x)), None
+        return self.task_logits(self.towers(x)), None

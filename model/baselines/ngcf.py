@@ -60,6 +60,7 @@ class NGCF(GraphMultiTaskModel):
     """
 
     task_uncertainty = False
+    cooperative_gates = False
 
     def __init__(self, config, tasks, layout, entities, jit_compile=False, **kwargs):
         tasks = tuple(tasks)

@@ -15,8 +15,8 @@ class SharedBottom(FeatureBaseline):
         super().__init__(config, tasks, layout, entities, jit_compile, **kwargs)
         slope = config.leaky_relu_alpha
         self.bottom = Experts(1, config.expert_units, slope, name="bottom")
-        self.outputs = TaskLogits(len(self.task_names), name="outputs")
+        self.task_logits = TaskLogits(len(self.task_names), name="task_logits")
 
     def logits(self, x, training=False):
         shared = self.bottom(x)  # [B, 1, D]
-        return self.outputs(tf.tile(shared, [1, len(self.task_names), 1])), None
+        return self.task_logits(tf.tile(shared, [1, len(self.task_names), 1])), None

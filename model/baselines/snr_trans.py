@@ -8,8 +8,8 @@ learned log α_kn: in training z = min(1, max(0, s(ζ − γ) + γ)), s =
 σ((log u − log(1 − u) + log α)/β), u ~ U(0, 1), one draw per step; in
 inference z = min(1, max(0, σ(log α)(ζ − γ) + γ)). β = 2/3, γ = −0.1,
 ζ = 1.1 as in both papers; the expected L0 norm Σ σ(log α − β log(−γ/ζ)),
-weighted by `L0_LAMBDA`, is added to the loss. The upper size is the second
-`expert_units` entry (or the first).
+weighted by `L0_LAMBDA`, is added to the loss. The upper size is the last
+`expert_units` entry.
 """
 
 from __future__ import annotations
@@ -88,13 +88,13 @@ class SNRTrans(FeatureBaseline):
         units = config.expert_units
         self.lower = Experts(config.num_experts, units[:1], slope, name="lower")
         self.routing = HardConcreteRouting(len(self.task_names), units[-1], name="routing")
-        self.outputs = TaskLogits(len(self.task_names), name="outputs")
+        self.task_logits = TaskLogits(len(self.task_names), name="task_logits")
 
     def logits(self, x, training=False):
         upper = tf.nn.leaky_relu(
             self.routing(self.lower(x), training), self.config.leaky_relu_alpha
         )
-        return self.outputs(upper), None
+        return self.task_logits(upper), None
 
     def regularization(self):
         return L0_LAMBDA * self.routing.expected_l0() if self.routing.built else 0.0

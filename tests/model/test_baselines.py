@@ -73,7 +73,7 @@ def test_esmm_predicts_conversion_as_click_times_conditional(planted):
     p = model(inputs)
     encoded, _, _ = model.encode(inputs)
     x = tf.concat([encoded["user"][:, 0], encoded["item"][:, 0]], -1)
-    raw = model.outputs(model.towers(x)).numpy()
+    raw = model.task_logits(model.towers(x)).numpy()
     click = 1 / (1 + np.exp(-raw[:, 0]))
     conditional = 1 / (1 + np.exp(-raw[:, 1]))
     np.testing.assert_allclose(p["click"].numpy(), click, rtol=1e-5)
