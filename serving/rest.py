@@ -177,6 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ServableError as e:
             status, http_status = e.code, _HTTP_STATUS.get(e.code, 500)
             body = {"error": str(e)}
+        except Exception as e:  # noqa: BLE001 — answered and counted, never a dropped connection
+            status, http_status = grpc.StatusCode.INTERNAL, 500
+            body = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
         # Counted before the answer is sent, so a client that reads the
         # metrics after its answer always sees its own request.
         match = _PATH.match(self.path)
@@ -232,6 +235,10 @@ def start_rest_server(
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     if ssl_context is not None:
-        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
+        # The handshake happens in each request's thread, not in accept():
+        # a client that connects and says nothing cannot stall the port.
+        server.socket = ssl_context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
     threading.Thread(target=server.serve_forever, name="rest", daemon=True).start()
     return server, server.server_address[1]

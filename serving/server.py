@@ -158,9 +158,20 @@ class LoadedVersion:
         self.path = path
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
+        self._callables = {}
+        self._lock = threading.Lock()
+        self.batchers = {}
+        try:
+            self._load(max_batch_items)
+        except BaseException:
+            self.session.close()  # a failed load frees its session now
+            raise
+
+    def _load(self, max_batch_items: int) -> None:
+        """Loads the graph and variables, makes the batchers, runs the warm-up requests."""
         with self.graph.as_default(), deprecation.silence():
             meta_graph = tf.compat.v1.saved_model.loader.load(
-                self.session, [tf.saved_model.SERVING], path
+                self.session, [tf.saved_model.SERVING], self.path
             )
         self.signature_defs = {
             name: signature
@@ -171,9 +182,6 @@ class LoadedVersion:
             name: {key: info.dtype for key, info in signature.inputs.items()}
             for name, signature in self.signature_defs.items()
         }
-        self._callables = {}
-        self._lock = threading.Lock()
-        self.batchers = {}
         if max_batch_items:
             self.batchers = {
                 name: Batcher(self, name, max_batch_items)
@@ -200,16 +208,17 @@ class LoadedVersion:
                 f"inputs {sorted(inputs)} do not match signature {signature}'s "
                 f"{sorted(definition.inputs)}"
             )
-        names = tuple(outputs) if outputs else tuple(sorted(definition.outputs))
+        names = tuple(sorted(set(outputs))) if outputs else tuple(sorted(definition.outputs))
         key = (signature, names)
         run = self._callables.get(key)
         if run is None:
             with self._lock:
-                run = self.session.make_callable(
-                    [definition.outputs[n].name for n in names],
-                    [definition.inputs[n].name for n in sorted(definition.inputs)],
-                )
-            self._callables[key] = run
+                run = self._callables.get(key)
+                if run is None:
+                    run = self._callables[key] = self.session.make_callable(
+                        [definition.outputs[n].name for n in names],
+                        [definition.inputs[n].name for n in sorted(definition.inputs)],
+                    )
         values = run(*[inputs[n] for n in sorted(definition.inputs)])
         return dict(zip(names, values, strict=True))
 
@@ -300,31 +309,41 @@ class Batcher:
                 job = self._queue.pop(0)
                 batch.append(job)
                 items += job.size
-        if len(batch) == 1:
-            self._run_alone(batch[0])
-        else:
-            try:
-                inputs = {
-                    name: np.concatenate([job.inputs[name] for job in batch])
-                    for name in batch[0].inputs
-                }
-                outputs = self.version.run(self.signature, inputs)
-            except Exception:  # noqa: BLE001 — rerun alone: errors reach their own request
+        try:
+            if len(batch) == 1 or not self._run_together(batch, items):
                 for job in batch:
                     self._run_alone(job)
-            else:
-                start = 0
-                for job in batch:
-                    end = start + job.size
-                    job.outputs = {name: value[start:end] for name, value in outputs.items()}
-                    start = end
-        with self._lock:
-            successor = self._queue[0] if self._queue else None
-            self._busy = successor is not None
+        except BaseException as e:  # noqa: BLE001 — no request may wait forever
+            for job in batch:
+                if job.outputs is None and job.error is None:
+                    job.error = e
+        finally:
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                self._busy = successor is not None
+            for job in batch:
+                job.event.set()
+            if successor is not None:
+                successor.event.set()  # it runs the queue next
+
+    def _run_together(self, batch: list[_Job], items: int) -> bool:
+        """Runs a batch as one call; False (nothing set) if it must run request by request."""
+        try:
+            inputs = {
+                name: np.concatenate([job.inputs[name] for job in batch])
+                for name in batch[0].inputs
+            }
+            outputs = self.version.run(self.signature, inputs)
+        except Exception:  # noqa: BLE001 — rerun alone: errors reach their own request
+            return False
+        if any(value.shape[:1] != (items,) for value in outputs.values()):
+            return False  # outputs not one row per input row: slices would mix requests
+        start = 0
         for job in batch:
-            job.event.set()
-        if successor is not None:
-            successor.event.set()  # it runs the queue next
+            end = start + job.size
+            job.outputs = {name: value[start:end] for name, value in outputs.items()}
+            start = end
+        return True
 
     def _run_alone(self, job: _Job) -> None:
         try:

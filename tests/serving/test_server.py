@@ -364,14 +364,20 @@ def test_tls_port_serves_clients_that_trust_its_certificate(served, tmp_path):
         manager, "127.0.0.1", 0, max_items=50, ssl_context=tls_context(cert, key)
     )
     try:
+        import socket
+
+        silent = socket.create_connection(("127.0.0.1", rest_port))  # connects, says nothing
         trusting = ssl.create_default_context(cafile=cert)
-        connection = http.client.HTTPSConnection("localhost", rest_port, context=trusting)
+        connection = http.client.HTTPSConnection(
+            "localhost", rest_port, context=trusting, timeout=10
+        )
         connection.request("GET", "/v1/models/mogenet")
         assert connection.getresponse().status == 200
         connection.close()
         with pytest.raises(ssl.SSLError):
             connection = http.client.HTTPSConnection("localhost", rest_port, timeout=5)
             connection.request("GET", "/v1/models/mogenet")
+        silent.close()
     finally:
         rest.shutdown()
 
@@ -458,3 +464,29 @@ def test_batcher_batches_queued_requests_and_keeps_errors_to_their_request():
     assert errors == {2: "negative input"}
     for k, values in [(0, [1.0]), *[q for q in queued if q[0] != 2]]:
         np.testing.assert_array_equal(results[k], np.array(values, np.float32) * 2)
+
+
+class _MisalignedVersion:
+    """Answers one row fewer than it was given when batched: outputs that are not per row."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, signature, inputs, outputs=None):
+        x = inputs["x"]
+        self.calls.append(len(x))
+        return {"y": x[:-1] if len(x) > 1 else x}
+
+
+def test_batcher_runs_requests_alone_when_outputs_are_not_one_row_per_input():
+    from serving.server import Batcher, _Job
+
+    version = _MisalignedVersion()
+    batcher = Batcher(version, "serving_default", max_items=10)
+    jobs = [_Job({"x": np.array([float(k)])}, 1) for k in range(3)]
+    batcher._queue.extend(jobs)
+    batcher._busy = True
+    batcher._run_queue()
+    assert version.calls == [3, 1, 1, 1] and not batcher._busy
+    assert [float(job.outputs["y"][0]) for job in jobs] == [0.0, 1.0, 2.0]
+    assert all(job.event.is_set() for job in jobs)
