@@ -169,6 +169,19 @@ def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
             group.add_argument(f"--{field.name}", type=kind, default=field.default, help=help_text)
 
 
+def to_flags(values: dict) -> list[str]:
+    """Returns the command-line flags (as `add_flags` reads them) that set these field values."""
+    flags = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        elif isinstance(value, tuple | list):
+            flags.append(f"--{name}={','.join(str(v) for v in value)}")
+        else:
+            flags.append(f"--{name}={value}")
+    return flags
+
+
 def from_flags(args: argparse.Namespace, config_class):
     """Returns the config dataclass filled from parsed flags."""
     return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)})

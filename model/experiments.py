@@ -33,6 +33,7 @@ import csv
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -156,16 +157,35 @@ def plan_runs(tables, figures, seeds: int, tasks) -> list[Run]:
     return runs
 
 
-def train_run(run: Run, data_dir: str, run_dir: str, train_config, tasks) -> dict:
-    """Trains one run with `model.train.train` on `tasks`; returns its metrics.json content."""
-    import tensorflow as tf
+def train_run(run: Run, data_dir: str, run_dir: str, train_config, tasks) -> None:
+    """Trains one run with `python -m model.train` on `tasks`, in a process of its own.
 
-    from model.train import train
+    One process per run: XLA's compiled code and TF's graphs are not freed
+    between runs in one process (52 runs in one process ran out of memory).
 
-    tf.keras.backend.clear_session()
-    model_config = config_lib.ModelConfig(**dict(run.variant.overrides))
+    Raises:
+      RuntimeError: If the training process fails (its output's last lines).
+    """
     config = dataclasses.replace(train_config, seed=run.seed)
-    return train(data_dir, run_dir, model_config, config, tasks=tasks, verbose=0)
+    command = [
+        sys.executable,
+        "-m",
+        "model.train",
+        "--data",
+        data_dir,
+        "--model_dir",
+        run_dir,
+        "--tasks",
+        ",".join(tasks),
+        "--verbose",
+        "0",
+        *config_lib.to_flags(dict(run.variant.overrides)),
+        *config_lib.to_flags(dataclasses.asdict(config)),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise RuntimeError(f"training {run.key} failed ({result.returncode}):\n{tail}")
 
 
 def run_settings(run: Run, data_dir: str, train_config, tasks) -> dict:

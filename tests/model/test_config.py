@@ -76,3 +76,19 @@ def test_bad_train_values():
         config.TrainConfig(strategy="tpu")
     with pytest.raises(ValueError, match="optimizer must be one of"):
         config.TrainConfig(optimizer="sgd")
+
+
+def test_to_flags_round_trips_through_add_flags():
+    import argparse
+    import dataclasses
+
+    from model import config as config_lib
+
+    for wanted in (
+        config_lib.ModelConfig(model="mmoe", channels=("G", "I"), mgnn=True, l2=False),
+        config_lib.TrainConfig(epochs=3, learning_rate=0.01, deterministic=True),
+    ):
+        parser = argparse.ArgumentParser()
+        config_lib.add_flags(parser, type(wanted))
+        args = parser.parse_args(config_lib.to_flags(dataclasses.asdict(wanted)))
+        assert config_lib.from_flags(args, type(wanted)) == wanted
