@@ -91,8 +91,7 @@ class MoGENet(GraphMultiTaskModel):
         pair = tf.concat([roots[USER], roots[ITEM]], -1)
         experts = self.experts(pair)
         if self.config.graph_experts:
-            z = tf.stack([self.kappa((states[a], states[b])) for a, b in Z_PAIRS], 1)
-            z = z[:, : self.config.graph_experts]
+            z = self.graph_features(states)[:, : self.config.graph_experts]
             padding = self.config.num_experts - self.config.graph_experts
             z = tf.pad(z, [[0, 0], [0, padding], [0, 0]])
             experts = tf.concat([experts, z], -1)

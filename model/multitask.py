@@ -215,8 +215,8 @@ class GraphMultiTaskModel(tfrs.models.Model):
         raise NotImplementedError
 
     def graph_features(self, states):
-        """Z of §2.3 flattened: [κ(h_a, h_b) for (a, b) in Z_PAIRS], [B, 4·d_κ]."""
-        return tf.concat([self.kappa((states[a], states[b])) for a, b in Z_PAIRS], -1)
+        """Z of §2.3: [κ(h_a, h_b) for (a, b) in Z_PAIRS] stacked, [B, 4, d_κ]."""
+        return tf.stack([self.kappa((states[a], states[b])) for a, b in Z_PAIRS], 1)
 
     def _tree_inputs(self, tree, encoded, inputs):
         """Slices one tree's hop states, masks and weights out of the layout."""

@@ -32,7 +32,8 @@ class FeatureBaseline(GraphMultiTaskModel):
     def head(self, roots, states, training=False):
         x = tf.concat([roots[USER], roots[ITEM]], -1)
         if self.config.mgnn:
-            x = tf.concat([x, self.graph_features(states)], -1)
+            z = self.graph_features(states)
+            x = tf.concat([x, tf.reshape(z, [-1, z.shape[1] * z.shape[2]])], -1)
         return self.logits(x, training)
 
     def logits(self, x, training=False):
