@@ -66,9 +66,15 @@ class DataSpec:
                     "is it the --output of python -m beam_pipelines.run?"
                 )
         self.schema_path = schema_path
-        with tf.io.gfile.GFile(layout_path) as f:
-            self.layout = SampleLayout.from_json(f.read())
-        self.schema = tfgnn.read_schema(schema_path)
+        try:
+            with tf.io.gfile.GFile(layout_path) as f:
+                self.layout = SampleLayout.from_json(f.read())
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{layout_path} is not a sample layout: {e}".splitlines()[0]) from None
+        try:
+            self.schema = tfgnn.read_schema(schema_path)
+        except Exception as e:  # noqa: BLE001 — text_format raises its own ParseError
+            raise DataError(f"{schema_path} is not a GraphSchema: {e}".splitlines()[0]) from None
         self.tasks = tuple(
             sorted(
                 name[len(LABEL_PREFIX) :]

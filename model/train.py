@@ -134,6 +134,8 @@ def train(
         raise DataError(f"{spec.schema_path} has no label_<task> context feature")
     for split in ("train", "valid", "test"):
         spec.files(split)
+        if spec.num_examples(split) == 0:
+            raise DataError(f"no examples: the {split} split of {data_dir} is empty")
     entities = load_entities(data_dir)
     finished = tf.io.gfile.exists(os.path.join(model_dir, "metrics.json"))
     if finished and not overwrite:

@@ -105,7 +105,8 @@ class ServingModule(tf.Module):
             return {task: tf.sigmoid(logits[:, k]) for k, task in enumerate(tasks)}
 
         def score_pairs(user_index, item_index):
-            count = tf.maximum(tf.size(user_index), tf.size(item_index))
+            users, items = tf.size(user_index), tf.size(item_index)
+            count = tf.where(tf.minimum(users, items) == 0, 0, tf.maximum(users, items))
             rows = {
                 USER: tf.gather(self.tables[USER], tf.broadcast_to(user_index, [count])),
                 ITEM: tf.gather(self.tables[ITEM], tf.broadcast_to(item_index, [count])),
@@ -234,10 +235,12 @@ def warmup_requests(model_name: str, user_ids, item_ids, examples) -> list[bytes
 
     items = list(item_ids)
     logs = []
+    # The user id once per item: TF Serving's batching session (warm-up runs
+    # through it) rejects inputs of unequal lengths, so a [1] broadcast
+    # request here would fail the load under --enable_batching.
     for count in (1, 10, 100):  # the request sizes a ranking service sends
         candidates = (items * (count // max(len(items), 1) + 1))[:count]
         for user in list(user_ids)[:2]:
-            logs.append(request(SERVING_DEFAULT, {"user_id": [user], "item_id": candidates}))
             logs.append(
                 request(SERVING_DEFAULT, {"user_id": [user] * count, "item_id": candidates})
             )

@@ -62,7 +62,9 @@ def _value(value, dtype: tf.DType):
             if set(value) != {"b64"}:
                 raise _bad(f"a bytes value must be {{'b64': ...}}, got {value}")
             return base64.b64decode(value["b64"])
-        return value.encode() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            raise _bad(f"a string value must be a JSON string or {{'b64': ...}}, got {value!r}")
+        return value.encode()
     return value
 
 
@@ -104,6 +106,7 @@ def _columns(body: dict, expected: dict) -> tuple[dict, bool]:
 class _Handler(BaseHTTPRequestHandler):
     manager: ModelManager
     max_items: int
+    max_message_bytes: int
     metrics: ServerMetrics
     protocol_version = "HTTP/1.1"
 
@@ -148,6 +151,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _predict(self, model):
         length = int(self.headers.get("Content-Length") or 0)
+        if length > self.max_message_bytes:
+            self.close_connection = True  # the body is left unread
+            raise ServableError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"request body of {length} bytes is above the limit of {self.max_message_bytes}",
+            )
         try:
             body = json.loads(self.rfile.read(length) or b"null")
         except ValueError as e:
@@ -155,6 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise _bad("the body must be a JSON object")
         signature = body.get("signature_name") or DEFAULT_SIGNATURE
+        self._signature = signature
         columns, rows = _columns(body, input_dtypes(model, signature))
         sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in columns.items()}
         expected = check_request(model, signature, sizes, self.max_items)
@@ -172,6 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         started = time.perf_counter()
         status, http_status = grpc.StatusCode.OK, 200
+        self._signature = ""  # set by _predict once the body is read
         try:
             body = self._route(method)
         except ServableError as e:
@@ -184,7 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
         # metrics after its answer always sees its own request.
         match = _PATH.match(self.path)
         if method == "POST" and match:
-            self.metrics.observe(match.group(1), "", "rest", status, time.perf_counter() - started)
+            self.metrics.observe(
+                match.group(1), self._signature, "rest", status, time.perf_counter() - started
+            )
         self._send(http_status, body)
 
     def do_GET(self):
@@ -225,12 +238,19 @@ def start_rest_server(
     max_items: int,
     metrics: ServerMetrics | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    max_message_bytes: int = 4 * 1024 * 1024,
 ):
     """Starts the REST server in a daemon thread; returns (server, bound port).
 
-    With `ssl_context` (see `tls_context`) the port speaks HTTPS.
+    With `ssl_context` (see `tls_context`) the port speaks HTTPS. A body
+    above `max_message_bytes` is answered RESOURCE_EXHAUSTED (429) unread.
     """
-    attributes = {"manager": manager, "max_items": max_items, "metrics": metrics or ServerMetrics()}
+    attributes = {
+        "manager": manager,
+        "max_items": max_items,
+        "max_message_bytes": max_message_bytes,
+        "metrics": metrics or ServerMetrics(),
+    }
     handler = type("Handler", (_Handler,), attributes)
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True

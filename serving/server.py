@@ -542,11 +542,30 @@ def _input_array(name: str, proto, expected_dtype: int) -> np.ndarray:
             f"input {name} has dtype {tf.dtypes.as_dtype(proto.dtype).name}, "
             f"expected {tf.dtypes.as_dtype(expected_dtype).name}",
         )
+    shape = [d.size for d in proto.tensor_shape.dim]
     if proto.dtype == tf.string.as_datatype_enum:
-        shape = [d.size for d in proto.tensor_shape.dim]
         values = np.array(proto.string_val, dtype=object)
-        return values.reshape(shape) if shape else values.reshape(-1)
-    return tf.make_ndarray(proto)
+        if not shape and values.size == 1:
+            return values  # a scalar id, taken as [1]
+        if int(np.prod(shape)) != values.size:
+            raise ServableError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input {name} has shape {shape} but {values.size} values",
+            )
+        return values.reshape(shape)
+    try:
+        return tf.make_ndarray(proto)
+    except (ValueError, TypeError) as e:
+        raise ServableError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"input {name} is malformed: {e}".splitlines()[0]
+        ) from None
+
+
+def _elements(proto) -> int:
+    """How many elements a request tensor holds (its string values, or its shape's)."""
+    if proto.dtype == tf.string.as_datatype_enum:
+        return len(proto.string_val)
+    return max(1, int(np.prod([d.size for d in proto.tensor_shape.dim])))
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -577,10 +596,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _predict(self, request):
         model = self.manager.resolve_spec(request.model_spec)
         name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        elements = {
-            key: max(1, int(np.prod([d.size for d in t.tensor_shape.dim])))
-            for key, t in request.inputs.items()
-        }
+        elements = {key: _elements(t) for key, t in request.inputs.items()}
         expected = check_request(model, name, elements, self.max_items)
         arrays = {key: _input_array(key, request.inputs[key], expected[key]) for key in expected}
         outputs = run_signature(model, name, arrays, list(request.output_filter))
@@ -669,9 +685,14 @@ def make_server(
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    manager.on_swap = lambda: _set_serving(health_servicer)
-    if manager.current is not None:
-        _set_serving(health_servicer)
+    manager.on_swap = lambda: _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
+    # NOT_SERVING until a version is loaded (grpc's servicer starts "" as SERVING).
+    _set_health(
+        health_servicer,
+        health_pb2.HealthCheckResponse.SERVING
+        if manager.current is not None
+        else health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
     services = (
         "tensorflow.serving.PredictionService",
         "tensorflow.serving.ModelService",
@@ -695,9 +716,9 @@ def tls_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
-def _set_serving(health_servicer) -> None:
+def _set_health(health_servicer, status) -> None:
     for service in ("", "tensorflow.serving.PredictionService"):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        health_servicer.set(service, status)
 
 
 def main(argv=None) -> int:
@@ -783,7 +804,13 @@ def main(argv=None) -> int:
 
         context = tls_context(args.ssl_cert_file, args.ssl_key_file) if credentials else None
         rest, rest_port = start_rest_server(
-            manager, args.host, args.rest_api_port, args.max_items, metrics, context
+            manager,
+            args.host,
+            args.rest_api_port,
+            args.max_items,
+            metrics,
+            context,
+            args.max_message_bytes,
         )
         print(f"REST API on {args.host}:{rest_port}", flush=True)
     stopped = threading.Event()

@@ -100,6 +100,18 @@ def test_bad_input_gets_a_one_line_error(planted, tmp_path, capsys):
     shutil.copytree(planted, partial)
     shutil.rmtree(partial / "test")
     assert "no examples" in _error(capsys, "--data", str(partial), "--model_dir", out)
+    hollow = tmp_path / "hollow"  # shards there, but with no records in them
+    shutil.copytree(planted, hollow)
+    for path in (hollow / "valid").glob("*.tfrecord*"):
+        path.write_bytes(b"")
+    stats = hollow / "stats.json"
+    if stats.exists():
+        stats.unlink()  # counted from the shards, as for outputs without stats
+    assert "valid split" in _error(capsys, "--data", str(hollow), "--model_dir", out)
+    garbled = tmp_path / "garbled"
+    shutil.copytree(planted, garbled)
+    (garbled / "graph_schema.pbtxt").write_text("node_sets { oops")
+    assert "is not a GraphSchema" in _error(capsys, "--data", str(garbled), "--model_dir", out)
     assert "kappa" in _error(capsys, "--data", planted, "--model_dir", out, "--kappa", "dot")
     assert "unknown --model" in _error(
         capsys, "--data", planted, "--model_dir", out, "--model", "x"

@@ -55,11 +55,15 @@ def test_export_writes_a_tf_serving_layout(exported):
     assert "signature_def['serving_default']" in shown
     assert "signature_def['score_examples']" in shown
     warmup = os.path.join(exported, export_lib.WARMUP_FILE)
-    signatures = [
-        prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.model_spec.signature_name
+    requests = [
+        prediction_log_pb2.PredictionLog.FromString(r).predict_log.request
         for r in tf.data.TFRecordDataset(warmup).as_numpy_iterator()
     ]
-    assert set(signatures) == {"serving_default", "score_examples"}
+    assert {r.model_spec.signature_name for r in requests} == {"serving_default", "score_examples"}
+    # TF Serving replays warm-up through its batching session, which rejects
+    # inputs of unequal lengths: every request must be batchable.
+    for r in requests:
+        assert len({len(t.string_val) for t in r.inputs.values()}) == 1, r.model_spec
 
 
 def test_score_examples_equals_the_trained_model(loaded, trained_model, pipeline_output):
@@ -114,12 +118,21 @@ def test_unknown_ids_broadcast_and_bad_lengths(loaded, trained_model):
         np.testing.assert_array_equal(once[task].numpy(), repeated[task].numpy())
     # Unknown ids score as the average known node (row 0 = mean of the known rows).
     arrays = read_representations(os.path.join(trained_model, "representations"), entities, dim=8)
-    for table in arrays[USER].values():
-        np.testing.assert_allclose(table[0], table[1:].mean(0), atol=1e-6)
+    for node_set in (USER, ITEM):
+        for table in arrays[node_set].values():
+            np.testing.assert_allclose(table[0], table[1:].mean(0), atol=1e-6)
     strangers = serve(user_id=tf.constant(["nobody", "no-one"]), item_id=tf.constant(["x", "y"]))
     for values in strangers.values():
         values = values.numpy()
         assert np.all((values > 0) & (values < 1)) and values[0] == values[1]
+    # Any unknown user is the same fallback user, over known items too.
+    nobody = serve(user_id=tf.constant(["nobody"]), item_id=tf.constant(items))
+    no_one = serve(user_id=tf.constant(["no-one"] * 5), item_id=tf.constant(items))
+    for task in nobody:
+        np.testing.assert_array_equal(nobody[task].numpy(), no_one[task].numpy())
+        assert not np.array_equal(nobody[task].numpy(), once[task].numpy())
+    empty = serve(user_id=tf.constant([user]), item_id=tf.constant([], tf.string))
+    assert all(v.shape == (0,) for v in empty.values())
     with pytest.raises(tf.errors.InvalidArgumentError, match="same length"):
         serve(user_id=tf.constant(["a", "b"]), item_id=tf.constant(["x", "y", "z"]))
 

@@ -126,6 +126,15 @@ def test_every_bad_request_gets_its_code_and_the_server_keeps_serving(served):
     assert _code(channel, many) == grpc.StatusCode.RESOURCE_EXHAUSTED
     huge = _request(user_id=(["u"], tf.string), item_id=(["x" * (2 << 20)], tf.string))
     assert _code(channel, huge) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The limit counts the values sent, not the shape the request claims.
+    shapeless = predict_pb2.PredictRequest()
+    shapeless.CopyFrom(many)
+    del shapeless.inputs["item_id"].tensor_shape.dim[:]
+    assert _code(channel, shapeless) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    misshapen = predict_pb2.PredictRequest()
+    misshapen.CopyFrom(good)
+    misshapen.inputs["item_id"].tensor_shape.dim[0].size = 3  # 2 values
+    assert _code(channel, misshapen) == grpc.StatusCode.INVALID_ARGUMENT
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "mogenet"
     assert _code(channel, classify, "Classify") == grpc.StatusCode.UNIMPLEMENTED
@@ -239,7 +248,7 @@ def test_rest_api_as_tf_serving_has_it(served):
     from serving.rest import start_rest_server
 
     _, manager, _, _ = served
-    rest, port = start_rest_server(manager, "127.0.0.1", 0, max_items=50)
+    rest, port = start_rest_server(manager, "127.0.0.1", 0, max_items=50, max_message_bytes=4096)
     try:
         version = manager.current.version
         bias = _bias(manager)
@@ -284,6 +293,14 @@ def test_rest_api_as_tf_serving_has_it(served):
         assert status == 429 and "above the limit" in payload["error"]
         lengths = {"inputs": {"user_id": ["u", "v"], "item_id": ["a", "b", "c"]}}
         assert _http(port, "POST", "/v1/models/mogenet:predict", lengths)[0] == 400
+        dtype = {"inputs": {"user_id": ["u"], "item_id": [1.5]}}
+        assert _http(port, "POST", "/v1/models/mogenet:predict", dtype)[0] == 400
+        extra = {"inputs": {"user_id": ["u"], "item_id": ["a"], "x": [1.0]}}
+        assert _http(port, "POST", "/v1/models/mogenet:predict", extra)[0] == 400
+        huge = {"inputs": {"user_id": ["u"], "item_id": ["x" * 5000]}}
+        status, payload = _http(port, "POST", "/v1/models/mogenet:predict", huge)
+        assert status == 429 and "bytes is above the limit" in payload["error"]
+        assert _http(port, "POST", "/v1/models/mogenet:predict", columnar)[0] == 200
     finally:
         rest.shutdown()
 
@@ -324,7 +341,35 @@ def test_health_reflection_and_prometheus_metrics(served):
     assert 'tensorflow_serving_request_count_total{api="rest",model_name="mogenet"' in text
     assert 'status="OK"' in text and 'status="NOT_FOUND"' in text
     assert 'model_name="other"' not in text and 'model_name="<unknown>"' in text
+    assert 'api="rest",model_name="mogenet",signature_name="serving_default"' in text
     assert "tensorflow_serving_request_latency_seconds_bucket" in text
+
+
+def test_health_is_not_serving_until_a_version_loads(tmp_path):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    base = str(tmp_path / "mogenet")
+    manager = ModelManager("mogenet", base)
+    manager.poll()  # nothing to load yet
+    server, port, _ = make_server(manager, "127.0.0.1", 0, max_items=50, max_message_bytes=1 << 20)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def status():
+            request = health_pb2.HealthCheckRequest(service="tensorflow.serving.PredictionService")
+            return health.Check(request, timeout=10).status
+
+        assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+        request = _request(user_id=(["u"], tf.string), item_id=(["a"], tf.string))
+        assert _code(channel, request) == grpc.StatusCode.NOT_FOUND
+        _save(base, 1, 0.0)
+        manager.poll()
+        assert status() == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        channel.close()
+        server.stop(None)
 
 
 def test_tls_port_serves_clients_that_trust_its_certificate(served, tmp_path):
