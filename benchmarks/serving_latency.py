@@ -62,6 +62,11 @@ def known_ids(version_dir: str) -> tuple[bytes, list[bytes]]:
     return best
 
 
+# Channels of one process to one target share a connection unless told not to:
+# each client gets its own, as separate client machines would have.
+_OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
+
+
 def _client_process(target, model_name, user, items, threads, duration, start_at, queue):
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -71,7 +76,7 @@ def _client_process(target, model_name, user, items, threads, duration, start_at
     errors = [0] * threads
 
     def run(k):
-        channel = grpc.insecure_channel(target)
+        channel = grpc.insecure_channel(target, options=_OWN_CONNECTION)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         stub.Predict(request, timeout=30)  # connect before the clock starts
         while time.time() < start_at:
@@ -109,7 +114,7 @@ def _aio_client_process(target, model_name, user, items, clients, duration, star
     async def main():
         latencies, errors = [], 0
         # One channel (connection) per client, as separate clients would have.
-        channels = [grpc.aio.insecure_channel(target) for _ in range(clients)]
+        channels = [grpc.aio.insecure_channel(target, options=_OWN_CONNECTION) for _ in range(clients)]
         stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
         for stub in stubs:
             await stub.Predict(request, timeout=30)  # connect before the clock starts

@@ -224,6 +224,11 @@ def _json_values(value: np.ndarray):
     return value.tolist()
 
 
+class _SharedPortServer(ThreadingHTTPServer):
+    # Several server processes share the port (serving.server --num_processes).
+    allow_reuse_port = True
+
+
 def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     """Returns a server-side TLS context from PEM certificate-chain and private-key files."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -239,11 +244,13 @@ def start_rest_server(
     metrics: ServerMetrics | None = None,
     ssl_context: ssl.SSLContext | None = None,
     max_message_bytes: int = 4 * 1024 * 1024,
+    shared_port: bool = False,
 ):
     """Starts the REST server in a daemon thread; returns (server, bound port).
 
     With `ssl_context` (see `tls_context`) the port speaks HTTPS. A body
     above `max_message_bytes` is answered RESOURCE_EXHAUSTED (429) unread.
+    With `shared_port`, other processes may bind the same port (SO_REUSEPORT).
     """
     attributes = {
         "manager": manager,
@@ -252,7 +259,7 @@ def start_rest_server(
         "metrics": metrics or ServerMetrics(),
     }
     handler = type("Handler", (_Handler,), attributes)
-    server = ThreadingHTTPServer((host, port), handler)
+    server = (_SharedPortServer if shared_port else ThreadingHTTPServer)((host, port), handler)
     server.daemon_threads = True
     if ssl_context is not None:
         # The handshake happens in each request's thread, not in accept():

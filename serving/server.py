@@ -45,9 +45,10 @@ Speed choices (figures in benchmarks/RESULTS.md):
     form batches); string inputs read straight from `string_val`, outputs
     written as `tensor_content` from numpy bytes.
 
-More than one server process is not offered: two processes sharing the port
-(SO_REUSEPORT) served no more requests than one, because the clients and the
-server already use both cores.
+  * `--num_processes N`: N server processes share the ports (SO_REUSEPORT;
+    see `supervise`). One process is bound by Python's GIL (gRPC's Python
+    layer, the handler and the Session call's feeds take turns on it) and
+    left half of this 2-core machine idle under 8 clients; two used it.
 """
 
 from __future__ import annotations
@@ -94,6 +95,15 @@ class ServerMetrics:
 
     def __init__(self):
         self.registry = prometheus_client.CollectorRegistry()
+        # Under --num_processes > 1 every worker writes its values to files in
+        # PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode), and
+        # any worker's exposition adds up all of them.
+        self._exposed = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            self._exposed = prometheus_client.CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._exposed)
         labels = ("model_name", "signature_name", "api", "status")
         self.requests = prometheus_client.Counter(
             "tensorflow_serving_request_count", "Requests.", labels, registry=self.registry
@@ -116,7 +126,7 @@ class ServerMetrics:
 
     def exposition(self) -> bytes:
         """Returns the metrics in Prometheus' text format."""
-        return prometheus_client.generate_latest(self.registry)
+        return prometheus_client.generate_latest(self._exposed)
 
 
 class ServableError(Exception):
@@ -750,6 +760,14 @@ def main(argv=None) -> int:
         "--grpc_threads", type=int, default=8, help="gRPC handler threads (requests in flight)"
     )
     parser.add_argument(
+        "--num_processes",
+        type=int,
+        default=1,
+        help="server processes sharing the ports (SO_REUSEPORT, Linux), each with the model "
+        "loaded: more than one pays where one process's Python is the limit",
+    )
+    parser.add_argument("--shared_ports", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--tensorflow_inter_op_parallelism",
         type=int,
         default=-1,
@@ -763,6 +781,11 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.num_processes < 1:
+        print("serving.server: error: --num_processes must be at least 1", file=sys.stderr)
+        return 2
+    if args.num_processes > 1:
+        return supervise(args, list(sys.argv[1:] if argv is None else argv))
     session_config = tf.compat.v1.ConfigProto(
         inter_op_parallelism_threads=args.tensorflow_inter_op_parallelism,
         intra_op_parallelism_threads=args.tensorflow_intra_op_parallelism,
@@ -811,6 +834,7 @@ def main(argv=None) -> int:
             metrics,
             context,
             args.max_message_bytes,
+            shared_port=args.shared_ports,
         )
         print(f"REST API on {args.host}:{rest_port}", flush=True)
     stopped = threading.Event()
@@ -828,6 +852,96 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, drain)
     stopped.wait()
     return 0
+
+
+def supervise(args, argv: list) -> int:
+    """Runs `args.num_processes` server processes on the same ports and stops them together.
+
+    The first worker binds the ports asked for (`--port 0`: any free one);
+    the others bind the same ones (gRPC sets SO_REUSEPORT; so does the REST
+    server), and the kernel spreads connections over them. Each worker
+    loads and polls the model on its own, so during a version swap one may
+    answer with the new version while another still answers with the old.
+    Metrics add up over the workers (prometheus_client's multiprocess mode).
+    SIGTERM or SIGINT is passed on to every worker, which drains as a single
+    server does. If a worker exits on its own, the others are stopped and
+    this returns 1, for a process manager to restart the whole server.
+
+    Args:
+      args: The parsed flags.
+      argv: The command line, repeated for each worker with its ports after it
+        (argparse keeps the last value of a flag).
+
+    Returns:
+      The exit code.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    metrics_dir = tempfile.mkdtemp(prefix="serving-metrics-")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    command = [sys.executable, "-m", "serving.server", *argv, "--num_processes=1", "--shared_ports"]
+    workers: list[subprocess.Popen] = []
+    stopping = threading.Event()
+
+    def start(extra: list) -> tuple[subprocess.Popen, list]:
+        """Starts one worker; returns it and its announcement lines."""
+        worker = subprocess.Popen(command + extra, stdout=subprocess.PIPE, text=True, env=env)
+        workers.append(worker)
+        wanted = 2 if args.rest_api_port else 1
+        lines = []
+        for line in worker.stdout:
+            lines.append(line.rstrip("\n"))
+            if len(lines) == wanted:
+                break
+        if len(lines) < wanted:
+            raise OSError(f"server process {worker.pid} exited with {worker.wait()} on start")
+        # Nothing more is printed, but keep the pipe drained all the same.
+        threading.Thread(target=worker.stdout.read, daemon=True).start()
+        return worker, lines
+
+    def stop(signum=signal.SIGTERM, frame=None):
+        stopping.set()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    try:
+        _, lines = start([])
+        port = lines[0].rsplit(":", 1)[1]
+        ports = ["--port", port]
+        if args.rest_api_port:
+            ports += ["--rest_api_port", lines[1].rsplit(":", 1)[1]]
+        for _ in range(args.num_processes - 1):
+            start(ports)
+        print(f"serving {args.model_name} on {args.host}:{port}", flush=True)
+        if args.rest_api_port:
+            print(lines[1], flush=True)
+        log.info("%d server processes: %s", len(workers), " ".join(str(w.pid) for w in workers))
+        while not stopping.is_set():
+            for worker in workers:
+                if worker.poll() is not None and not stopping.is_set():
+                    log.error("server process %d exited with %d", worker.pid, worker.returncode)
+                    code = 1
+                    stop()
+            stopping.wait(0.5)
+    except OSError as e:
+        print(f"serving.server: error: {e}", file=sys.stderr)
+        code = 2
+        stop()
+    finally:
+        for worker in workers:
+            try:
+                worker.wait(timeout=args.drain_s + 30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    failed = [w.returncode for w in workers if w.returncode not in (0, -signal.SIGTERM)]
+    return code or (1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -230,6 +230,177 @@ def test_cli_serves_then_drains_on_sigterm(served, tmp_path):
         process.kill()
 
 
+def _start_cli(base, *flags):
+    """Starts `python -m serving.server` on `base`; returns (process, gRPC target)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", "--port", "0", "--model_name", "mogenet"]
+        + ["--model_base_path", base, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    line = process.stdout.readline()
+    if not line.startswith("serving mogenet on 127.0.0.1:"):
+        process.kill()
+        raise AssertionError(line + process.stderr.read())
+    return process, line.split(" on ")[1].strip()
+
+
+def test_cli_processes_share_the_ports_sum_their_metrics_and_stop_together(served):
+    import re
+    import signal
+
+    import psutil
+
+    from model.local_cluster import free_port
+    from serving.rest import METRICS_PATH
+
+    rest_port = free_port()
+    process, target = _start_cli(
+        served[0], "--num_processes", "2", "--rest_api_port", str(rest_port)
+    )
+    try:
+        assert process.stdout.readline().strip() == f"REST API on 127.0.0.1:{rest_port}"
+        workers = psutil.Process(process.pid).children()
+        assert len(workers) == 2
+        request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
+        for _ in range(12):  # each over a connection of its own, as separate clients
+            channel = grpc.insecure_channel(target, [("grpc.use_local_subchannel_pool", 1)])
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            assert len(stub.Predict(request, timeout=10).outputs["click"].tensor_content) == 8
+            channel.close()
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=10)
+        connection.request("GET", METRICS_PATH)
+        text = connection.getresponse().read().decode()
+        connection.close()
+        counted = re.search(
+            r'tensorflow_serving_request_count_total\{api="grpc",model_name="mogenet",'
+            r'signature_name="serving_default",status="OK"\} (\S+)',
+            text,
+        )
+        assert counted and float(counted.group(1)) == 12, text  # over both processes
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    finally:
+        for child in psutil.Process(process.pid).children() if process.poll() is None else []:
+            child.kill()
+        process.kill()
+
+
+def test_cli_polls_and_swaps_in_a_new_version_under_load(tmp_path):
+    import signal
+
+    base = str(tmp_path / "mogenet")
+    _save(base, 1, 0.0)
+    process, target = _start_cli(base, "--file_system_poll_wait_seconds", "0.2")
+    failures, seen, stop = [], [[] for _ in range(4)], threading.Event()
+    versions = seen[0]
+
+    def load(versions):
+        request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+        while not stop.is_set():
+            try:
+                versions.append(stub.Predict(request, timeout=10).model_spec.version.value)
+            except grpc.RpcError as e:
+                failures.append(e.code())
+
+    clients = [threading.Thread(target=load, args=(versions,)) for versions in seen]
+    try:
+        for client in clients:
+            client.start()
+        time.sleep(0.5)
+        staging = os.path.join(str(tmp_path), "staging")
+        _save(staging, 2, 0.5)
+        os.rename(os.path.join(staging, "2"), os.path.join(base, "2"))  # as serving.export does
+        deadline = time.time() + 60
+        while time.time() < deadline and (not versions or versions[-1] != 2):
+            time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        process.kill()
+    assert failures == [] and versions[0] == 1 and versions[-1] == 2
+    for versions in seen:  # each client's requests, one after another: never back to 1
+        assert versions and sorted(versions) == versions
+    assert code == 0
+
+
+class _Slow(tf.Module):
+    """Works for as many rounds as its first item id says: a request that stays in flight."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None], tf.string, name="item_id"),
+        ]
+    )
+    def serve(self, user_id, item_id):
+        rounds = tf.strings.to_number(item_id[0], tf.int32)
+        x = tf.while_loop(
+            lambda i, x: i < rounds,
+            lambda i, x: (i + 1, tf.tanh(tf.matmul(x, x))),
+            [tf.constant(0), tf.fill([64, 64], 0.01)],
+        )[1]
+        return {"click": tf.fill([tf.size(item_id)], tf.reduce_mean(x))}
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
+    import signal
+
+    base = str(tmp_path / "mogenet")
+    module = _Slow()
+    tf.saved_model.save(
+        module, os.path.join(base, "1"), signatures={"serving_default": module.serve}
+    )
+    process, target = _start_cli(base, "--drain_s", "20")
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+
+        def ask(rounds):
+            request = _request(user_id=(["u"], tf.string), item_id=([str(rounds)], tf.string))
+            return stub.Predict(request, timeout=60)
+
+        rounds, took = 1000, 0.0
+        while took < 0.5:  # until a request takes half a second
+            rounds *= 4
+            started = time.perf_counter()
+            ask(rounds)
+            took = time.perf_counter() - started
+        rounds *= 4  # about 2 s or more
+        started = time.perf_counter()
+        answers, errors = [], []
+
+        def slow():
+            try:
+                answers.append(ask(rounds))
+            except grpc.RpcError as e:
+                errors.append(e.code())
+
+        worker = threading.Thread(target=slow)
+        worker.start()
+        time.sleep(0.5)  # the request is being worked on
+        process.send_signal(signal.SIGTERM)
+        worker.join(timeout=60)
+        assert errors == [] and len(answers) == 1
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+
+
 def _http(port, method, path, body=None):
     import http.client
     import json
