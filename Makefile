@@ -62,7 +62,8 @@ bench-train: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 
 bench-serving: $(STAMP)
-	$(BIN)/python benchmarks/serving_latency.py --model_base_path $(DEMO)/export/mogenet
+	$(BIN)/python benchmarks/serving_latency.py --model_base_path $(DEMO)/export/mogenet \
+		--server_args "--num_processes 2" --ceiling
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -5,7 +5,8 @@ Starts `python -m serving.server` on an export (a `--model_base_path` of
 candidate items (`serving_default`; the user id sent once per item, as a
 client of TF Serving's batching sends it) from `--clients` concurrent clients
 for `--duration` seconds, then from 1 client. The concurrent clients are
-asyncio coroutines, one gRPC channel each, in `--client_processes` processes
+asyncio coroutines, one gRPC channel and connection each (as separate client
+machines; gRPC would otherwise share one), in `--client_processes` processes
 (the lightest Python client measured here); the single client is a plain
 blocking stub (lower latency than asyncio). Each reuses one prebuilt request.
 The clients run on the same 2 cores: "client included". Known ids are read
@@ -21,7 +22,7 @@ line is machine-readable:
 
 Usage:
   python benchmarks/serving_latency.py --model_base_path export/mogenet
-      [--duration 30] [--clients 8] [--items 100] [--server_args "--grpc_threads 4"]
+      [--duration 30] [--clients 8] [--items 100] [--server_args "--num_processes 2"]
       [--ceiling]
 """
 

@@ -41,7 +41,7 @@ Speed choices (figures in benchmarks/RESULTS.md):
   * server-side batching (`Batcher`, on by default): requests of one
     signature whose inputs have equal lengths, arriving while the model is
     busy, are merged into one call;
-  * a plain `grpc.server` (`--grpc_threads`, 8: enough requests in flight to
+  * a plain `grpc.server` (`--grpc_threads`, 4: enough requests in flight to
     form batches); string inputs read straight from `string_val`, outputs
     written as `tensor_content` from numpy bytes.
 
@@ -672,7 +672,7 @@ def make_server(
     max_message_bytes: int,
     metrics: ServerMetrics | None = None,
     credentials: grpc.ServerCredentials | None = None,
-    threads: int = 8,
+    threads: int = 4,
 ):
     """Returns (grpc server, bound port, health servicer), not started.
 
@@ -757,7 +757,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--max_batch_size", type=int, default=1024, help="rows per batched call")
     parser.add_argument(
-        "--grpc_threads", type=int, default=8, help="gRPC handler threads (requests in flight)"
+        "--grpc_threads",
+        type=int,
+        default=4,
+        help="gRPC handler threads per process (requests in flight)",
     )
     parser.add_argument(
         "--num_processes",
