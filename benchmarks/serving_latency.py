@@ -115,7 +115,9 @@ def _aio_client_process(target, model_name, user, items, clients, duration, star
     async def main():
         latencies, errors = [], 0
         # One channel (connection) per client, as separate clients would have.
-        channels = [grpc.aio.insecure_channel(target, options=_OWN_CONNECTION) for _ in range(clients)]
+        channels = [
+            grpc.aio.insecure_channel(target, options=_OWN_CONNECTION) for _ in range(clients)
+        ]
         stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
         for stub in stubs:
             await stub.Predict(request, timeout=30)  # connect before the clock starts

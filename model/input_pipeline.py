@@ -15,6 +15,11 @@ labels taken out of the graph before the model sees it:
 Labels are a dict {task: [B] float32}. With `entities` (dense mode), the
 string ids become int32 `<set>_index` through a hash table in tf.data, so the
 batches the model gets hold no strings and its numeric part can run under XLA.
+
+`GraphTensorInputs` turns ``graph`` batches into the same model inputs (the
+samples' fixed layout makes every node and edge feature a [B, n] tensor), so
+the models also take TF-GNN GraphTensors, e.g. samples made or edited with
+TF-GNN's own tools, as a preprocessing step in the TF-GNN way.
 """
 
 from __future__ import annotations
@@ -175,6 +180,68 @@ def dense_inputs(features: dict, tables=None, keep_root_ids: bool = False) -> di
     for edge_set in WEIGHTED_EDGE_SETS:
         inputs[f"{edge_set}_weight"] = features[f"edges/{edge_set}.{WEIGHT_FEATURE}"]
     return inputs
+
+
+class GraphTensorInputs(tf.keras.layers.Layer):
+    """Maps a batch of GraphTensor samples to the models' dense inputs.
+
+    Each sample of the fixed layout has the same node and edge counts, so a
+    feature of a batch of B samples holds B · n values in sample order: a
+    reshape to [B, n] reads it in the layout's slots, as `dense_inputs` reads
+    the parsed dense features. The string ids go through the entity tables
+    (unknown -> 0, as in dense mode). A sample whose node or edge counts
+    differ from the layout's is an error, not a silent misreading.
+
+    Args:
+      layout: The samples' layout.
+      entities: {node set: `model.entities.EntityTable`}; None keeps the
+        `<set>_ids` strings.
+      keep_root_ids: With `entities`, also return `user_id` and `item_id` [B].
+
+    Call args:
+      graph: A GraphTensor of rank 1 (`make_dataset(mode="graph")`
+        batches) or of rank 0 whose components are the samples.
+
+    Returns:
+      The dense inputs (see `dense_inputs`).
+    """
+
+    def __init__(self, layout: SampleLayout, entities=None, keep_root_ids=False, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.layout = layout
+        self.keep_root_ids = keep_root_ids
+        self._tables = {s: entities[s].lookup_table() for s in NODE_SETS} if entities else None
+
+    def call(self, graph):
+        if graph.rank > 0:
+            graph = graph.merge_batch_to_components()
+        features, checks = {}, []
+        pieces = [
+            (f"nodes/{s}", graph.node_sets[s], self.layout.node_set_sizes[s]) for s in NODE_SETS
+        ]
+        pieces += [
+            (f"edges/{e}", graph.edge_sets[e], self.layout.edge_set_sizes[e])
+            for e in WEIGHTED_EDGE_SETS
+        ]
+        for prefix, piece, size in pieces:
+            checks.append(
+                tf.debugging.assert_equal(
+                    piece.sizes,
+                    tf.cast(size, piece.sizes.dtype),
+                    message=f"{prefix} of a sample does not have the layout's {size} slots",
+                )
+            )
+        with tf.control_dependencies(checks):
+            for node_set in NODE_SETS:
+                size = self.layout.node_set_sizes[node_set]
+                for name in (ID_FEATURE, MASK_FEATURE):
+                    value = graph.node_sets[node_set][name]
+                    features[f"nodes/{node_set}.{name}"] = tf.reshape(value, [-1, size])
+            for edge_set in WEIGHTED_EDGE_SETS:
+                size = self.layout.edge_set_sizes[edge_set]
+                value = graph.edge_sets[edge_set][WEIGHT_FEATURE]
+                features[f"edges/{edge_set}.{WEIGHT_FEATURE}"] = tf.reshape(value, [-1, size])
+        return dense_inputs(features, self._tables, self.keep_root_ids)
 
 
 def make_dataset(

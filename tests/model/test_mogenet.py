@@ -8,7 +8,7 @@ import tensorflow_gnn as tfgnn
 from model import trained
 from model.config import ModelConfig
 from model.entities import load_entities
-from model.input_pipeline import DataSpec, make_dataset
+from model.input_pipeline import DataSpec, GraphTensorInputs, make_dataset
 from model.mogenet import MoGENet
 from tests.model.planted import write_planted
 
@@ -78,6 +78,52 @@ def test_tree_slices_follow_the_edges_of_the_graph_tensor(data):
                 ]
                 np.testing.assert_array_equal(weights[h].numpy()[0].ravel(), edge_weight)
     assert isinstance(graph, tfgnn.GraphTensor)
+
+
+def test_graph_tensor_batches_give_the_same_predictions_as_dense_ones(data):
+    out, spec, entities, _, _ = data
+    model = _model(data)
+    kwargs = dict(shuffle=False, deterministic=True)
+    dense, dense_labels = next(iter(make_dataset(out, "test", 16, entities=entities, **kwargs)))
+    graph, graph_labels = next(iter(make_dataset(out, "test", 16, mode="graph", **kwargs)))
+    assert isinstance(graph, tfgnn.GraphTensor)
+    reader = GraphTensorInputs(spec.layout, entities)
+    read = reader(graph)
+    assert set(read) == set(dense)
+    for key, value in dense.items():
+        np.testing.assert_array_equal(read[key].numpy(), value.numpy(), err_msg=key)
+    for task, labels in dense_labels.items():
+        np.testing.assert_array_equal(graph_labels[task].numpy(), labels.numpy())
+    expected, got = model(dense), model(read)
+    for task in expected:
+        np.testing.assert_allclose(got[task].numpy(), expected[task].numpy(), rtol=1e-6)
+    # Samples lumped into one component reshape fine but are not the layout: refused.
+    merged = graph.merge_batch_to_components()
+
+    def lump(piece):
+        return tf.reduce_sum(piece.sizes, keepdims=True)
+
+    lumped = tfgnn.GraphTensor.from_pieces(
+        context=tfgnn.Context.from_fields(sizes=[1]),
+        node_sets={
+            name: tfgnn.NodeSet.from_fields(sizes=lump(piece), features=piece.features)
+            for name, piece in merged.node_sets.items()
+        },
+        edge_sets={
+            name: tfgnn.EdgeSet.from_fields(
+                sizes=lump(piece),
+                adjacency=tfgnn.Adjacency.from_indices(
+                    source=(piece.adjacency.source_name, piece.adjacency.source),
+                    target=(piece.adjacency.target_name, piece.adjacency.target),
+                ),
+                features=piece.features,
+            )
+            for name, piece in merged.edge_sets.items()
+        },
+    )
+    np.testing.assert_array_equal(reader(merged)["user_index"].numpy(), dense["user_index"].numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="layout"):
+        reader(lumped)
 
 
 def _bce(labels, logits):
