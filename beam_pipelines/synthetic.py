@@ -289,6 +289,66 @@ def _write_lines(path: str, header: tuple[str, ...], columns: list[list[str]]) -
             f.write("\n")
 
 
+def community_match(latent: dict, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Returns ``match`` of step 5: 1 (main community), 0.6 (second) or 0, per exposure."""
+    community = latent["item_community"][item]
+    return np.where(
+        community == latent["user_community"][user],
+        1.0,
+        np.where(community == latent["user_second_community"][user], _SECOND_COMMUNITY_MATCH, 0.0),
+    )
+
+
+def label_logits(latent: dict, user: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns the click and conversion-given-click logits of exposures (step 5), without noise.
+
+    Args:
+        latent: The ``"latent"`` of ``generate(..., return_latent=True)``.
+        user: User numbers (the digits of the ids) of the exposures.
+        item: Item numbers of the exposures.
+    """
+    match = community_match(latent, user, item)
+    click = (
+        _CLICK_INTERCEPT
+        + _CLICK_MATCH * match
+        + _CLICK_QUALITY * latent["item_quality"][item]
+        + latent["user_click_bias"][user]
+    )
+    conversion = (
+        _CONV_INTERCEPT
+        + _CONV_MATCH * match
+        + _CONV_QUALITY * latent["item_conv_quality"][item]
+        + latent["user_conv_bias"][user]
+    )
+    return click, conversion
+
+
+def entity_numbers(ids) -> np.ndarray:
+    """Returns the numbers of user or item id strings (``u000123`` -> 123)."""
+    return np.array([int(i[1:]) for i in ids], dtype=np.int64)
+
+
+def true_probabilities(latent: dict, user_ids, item_ids) -> dict[str, np.ndarray]:
+    """The generating model's P(click) and P(conversion) of (user, item) pairs: the oracle.
+
+    The click noise N(0, 0.3) is left out, so P(click) is σ(logit) of its mean
+    logit; P(conversion) = P(click) · P(conversion | click), as the labels
+    are drawn.
+
+    Args:
+        latent: The ``"latent"`` of ``generate(..., return_latent=True)``.
+        user_ids: User id strings (``u000123``).
+        item_ids: Item id strings (``i00042``), one per user id.
+
+    Returns:
+        {"click": [N], "conversion": [N]} probabilities.
+    """
+    user, item = entity_numbers(user_ids), entity_numbers(item_ids)
+    click, conversion = label_logits(latent, user, item)
+    p_click = _sigmoid(click)
+    return {"click": p_click, "conversion": p_click * _sigmoid(conversion)}
+
+
 def generate(
     out_dir: str | os.PathLike[str],
     users: int = 2000,
@@ -336,24 +396,10 @@ def generate(
     n = user.shape[0]
 
     # Labels.
-    uc, uc2, ic = lat["user_community"], lat["user_second_community"], lat["item_community"]
-    match = np.where(
-        ic[item] == uc[user], 1.0, np.where(ic[item] == uc2[user], _SECOND_COMMUNITY_MATCH, 0.0)
-    )
-    click_logit = (
-        _CLICK_INTERCEPT
-        + _CLICK_MATCH * match
-        + _CLICK_QUALITY * lat["item_quality"][item]
-        + lat["user_click_bias"][user]
-        + rng.normal(0.0, _CLICK_NOISE_SD, size=n)
-    )
+    uc, ic = lat["user_community"], lat["item_community"]
+    click_logit, conv_logit = label_logits(lat, user, item)
+    click_logit = click_logit + rng.normal(0.0, _CLICK_NOISE_SD, size=n)
     click = rng.random(n) < _sigmoid(click_logit)
-    conv_logit = (
-        _CONV_INTERCEPT
-        + _CONV_MATCH * match
-        + _CONV_QUALITY * lat["item_conv_quality"][item]
-        + lat["user_conv_bias"][user]
-    )
     conversion = click & (rng.random(n) < _sigmoid(conv_logit))
     timestamp = START_TIMESTAMP + rng.integers(0, SPAN_SECONDS, size=n)
 
