@@ -494,6 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
         "informative side features.",
     )
     p.add_argument("--out", required=True, help="output directory (created if missing)")
+    add_generator_flags(p)
+    return p
+
+
+GENERATOR_FLAGS = ("users", "items", "seed", "communities", "mean_exposures", "zipf_exponent")
+
+
+def add_generator_flags(p: argparse.ArgumentParser) -> None:
+    """Adds the flags of ``generate``'s arguments (``GENERATOR_FLAGS``) to a parser."""
     p.add_argument("--users", type=int, default=2000, help="number of users, >= 1 (default 2000)")
     p.add_argument("--items", type=int, default=500, help="number of items, >= 2 (default 500)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
@@ -515,7 +524,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.1,
         help="exponent of the Zipf item popularity, 0..5 (default 1.1)",
     )
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,15 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"--out {args.out!r} exists and is not a directory")
     try:
-        s = generate(
-            args.out,
-            users=args.users,
-            items=args.items,
-            seed=args.seed,
-            communities=args.communities,
-            mean_exposures=args.mean_exposures,
-            zipf_exponent=args.zipf_exponent,
-        )
+        s = generate(args.out, **{name: getattr(args, name) for name in GENERATOR_FLAGS})
     except OSError as e:
         print(f"{parser.prog}: error: cannot write to {args.out!r}: {e}", file=sys.stderr)
         return 1

@@ -87,26 +87,13 @@ def main(argv=None) -> int:
         prog="python -m model.synthetic_oracle", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--data", required=True, help="beam_pipelines.run output directory")
-    parser.add_argument("--users", type=int, default=2000, help="as given to the generator")
-    parser.add_argument("--items", type=int, default=500, help="as given to the generator")
-    parser.add_argument("--seed", type=int, default=7, help="as given to the generator")
-    parser.add_argument("--communities", type=int, default=None)
-    parser.add_argument("--mean_exposures", type=float, default=15.0)
-    parser.add_argument("--zipf_exponent", type=float, default=1.1)
+    synthetic.add_generator_flags(parser)  # as the data was generated
     parser.add_argument("--splits", default="valid,test")
     parser.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
-        latent = synthetic.generate(
-            scratch,
-            users=args.users,
-            items=args.items,
-            seed=args.seed,
-            communities=args.communities,
-            mean_exposures=args.mean_exposures,
-            zipf_exponent=args.zipf_exponent,
-            return_latent=True,
-        )["latent"]
+        flags = {name: getattr(args, name) for name in synthetic.GENERATOR_FLAGS}
+        latent = synthetic.generate(scratch, **flags, return_latent=True)["latent"]
     try:
         results = oracle_metrics(args.data, latent, tuple(args.splits.split(",")))
     except (DataError, IndexError) as e:

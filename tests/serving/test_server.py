@@ -156,19 +156,21 @@ def test_model_status_is_available(served):
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def _predict_until(stop, target, record, failures):
+    """Sends Predict requests until `stop` is set: record(version) per answer, codes of errors."""
+    request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+    while not stop.is_set():
+        try:
+            record(stub.Predict(request, timeout=10).model_spec.version.value)
+        except grpc.RpcError as e:
+            failures.append(e.code())
+
+
 def test_a_new_version_swaps_in_under_load_and_a_corrupt_one_is_skipped(served, caplog):
     base, manager, target, _ = served
     failures, versions, stop = [], set(), threading.Event()
-
-    def load():
-        request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
-        while not stop.is_set():
-            try:
-                versions.add(stub.Predict(request, timeout=10).model_spec.version.value)
-            except grpc.RpcError as e:
-                failures.append(e.code())
-
+    load = lambda: _predict_until(stop, target, versions.add, failures)
     threads = [threading.Thread(target=load) for _ in range(3)]
     for thread in threads:
         thread.start()
@@ -304,17 +306,10 @@ def test_cli_polls_and_swaps_in_a_new_version_under_load(tmp_path):
     process, target = _start_cli(base, "--file_system_poll_wait_seconds", "0.2")
     failures, seen, stop = [], [[] for _ in range(4)], threading.Event()
     versions = seen[0]
-
-    def load(versions):
-        request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
-        while not stop.is_set():
-            try:
-                versions.append(stub.Predict(request, timeout=10).model_spec.version.value)
-            except grpc.RpcError as e:
-                failures.append(e.code())
-
-    clients = [threading.Thread(target=load, args=(versions,)) for versions in seen]
+    clients = [
+        threading.Thread(target=_predict_until, args=(stop, target, versions.append, failures))
+        for versions in seen
+    ]
     try:
         for client in clients:
             client.start()
