@@ -22,7 +22,7 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.4",
     "scipy>=1.11",
     "matplotlib>=3.8",  # the experiment report's figures
-    "psutil>=5.9",
+    "psutil>=6.0",  # Process.net_connections (tests of the multi-process server)
     "google-crc32c>=1.5",
 ]
 

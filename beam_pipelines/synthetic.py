@@ -331,9 +331,9 @@ def entity_numbers(ids) -> np.ndarray:
 def true_probabilities(latent: dict, user_ids, item_ids) -> dict[str, np.ndarray]:
     """The generating model's P(click) and P(conversion) of (user, item) pairs: the oracle.
 
-    The click noise N(0, 0.3) is left out, so P(click) is σ(logit) of its mean
-    logit; P(conversion) = P(click) · P(conversion | click), as the labels
-    are drawn.
+    P(click) = E[σ(logit + ε)] over the click noise ε ~ N(0, 0.3) (Gauss–Hermite
+    quadrature, exact to float precision); P(conversion) = P(click) ·
+    P(conversion | click), as the labels are drawn.
 
     Args:
         latent: The ``"latent"`` of ``generate(..., return_latent=True)``.
@@ -345,7 +345,9 @@ def true_probabilities(latent: dict, user_ids, item_ids) -> dict[str, np.ndarray
     """
     user, item = entity_numbers(user_ids), entity_numbers(item_ids)
     click, conversion = label_logits(latent, user, item)
-    p_click = _sigmoid(click)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(32)  # for a standard normal
+    noisy = click[:, None] + _CLICK_NOISE_SD * nodes[None, :]
+    p_click = _sigmoid(noisy) @ (weights / weights.sum())
     return {"click": p_click, "conversion": p_click * _sigmoid(conversion)}
 
 

@@ -18,8 +18,9 @@ batches the model gets hold no strings and its numeric part can run under XLA.
 
 `GraphTensorInputs` turns ``graph`` batches into the same model inputs (the
 samples' fixed layout makes every node and edge feature a [B, n] tensor), so
-the models also take TF-GNN GraphTensors, e.g. samples made or edited with
-TF-GNN's own tools, as a preprocessing step in the TF-GNN way.
+the models also take TF-GNN GraphTensors laid out as the preprocessing job
+lays them out, as a preprocessing step in the TF-GNN way. Nodes are read by
+position, as in dense mode; adjacency is not checked again.
 """
 
 from __future__ import annotations

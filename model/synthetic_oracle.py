@@ -4,21 +4,29 @@
 
 `beam_pipelines.synthetic` draws every label from known probabilities, so
 the ceiling of a split is the GAUC of those probabilities on its samples
-(the oracle). Two parts of it are printed as well:
+(the oracle; on a finite split, an expected ceiling, not a strict bound).
+Two parts of it are printed as well:
 
   * community match only: the user-item affinity of the latent communities,
     which the interaction graph carries and the side features mostly do not;
-  * item quality only: what an item's own id or features can learn.
+  * item quality only: what an item's own id or features can learn (with the
+    users' biases, which GAUC ignores anyway).
 
-The generator flags must be those the data was made with (it is rerun, into
-a temporary directory, to recover the latent variables). Prints one line
+Each part is the generator's probability with the other terms of the logits
+left out. The generator flags must be those the data was made with: it is
+rerun, into a temporary directory, to recover the latent variables, and
+every sample's pair and labels are checked against the rerun's
+interactions. Data with sampled negatives (`--negatives_per_positive`) fails
+that check: those labels were not drawn by the generator. Prints one line
 per split and task; `--out FILE` also writes them as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import sys
 import tempfile
 
@@ -45,41 +53,79 @@ def split_pairs(data_dir: str, split: str) -> tuple[list[str], list[str], dict]:
     return users, items, {task: np.concatenate(v) for task, v in labels.items()}
 
 
-def oracle_metrics(data_dir: str, latent: dict, splits=("valid", "test")) -> dict:
+def _without(latent: dict, *, match: bool, item: bool) -> dict:
+    """The latent variables with the community match or the item and user terms taken out."""
+    neutral = dict(latent)
+    if not match:  # no user shares an item's community
+        neutral["user_community"] = np.full_like(latent["user_community"], -1)
+        neutral["user_second_community"] = np.full_like(latent["user_second_community"], -1)
+    if not item:  # every item and user alike but for the match
+        for name in ("item_quality", "item_conv_quality", "user_click_bias", "user_conv_bias"):
+            neutral[name] = np.zeros_like(latent[name])
+    return neutral
+
+
+def drawn_labels(interactions_csv: str) -> dict:
+    """Returns {(user id, item id): {task: label}} of a generated interactions file."""
+    with open(interactions_csv, newline="") as f:
+        return {
+            (row["user_id"], row["item_id"]): {
+                "click": int(row["click"]),
+                "conversion": int(row["conversion"]),
+            }
+            for row in csv.DictReader(f)
+        }
+
+
+def oracle_metrics(data_dir: str, latent: dict, splits=("valid", "test"), drawn=None) -> dict:
     """Returns {split: {task: {scorer: {"gauc", "auc"}}}} for the oracle and its two parts.
 
     Args:
       data_dir: A `beam_pipelines.run` output of the synthetic data.
       latent: `synthetic.generate(..., return_latent=True)["latent"]` of that data.
       splits: The splits to score.
+      drawn: `drawn_labels` of the generated interactions; if given, every
+        sample must be one of them, with the same labels.
 
     Raises:
-      DataError: If a task is not one the generator draws.
+      DataError: If a task is not one the generator draws, or a sample is not
+        one of `drawn`.
     """
+    scorers = {
+        "oracle": latent,
+        "community_match": _without(latent, match=True, item=False),
+        "item_quality": _without(latent, match=False, item=True),
+    }
     results = {}
     for split in splits:
         users, items, labels = split_pairs(data_dir, split)
         unknown = sorted(set(labels) - {"click", "conversion"})
         if unknown:
             raise DataError(f"tasks {unknown} are not the synthetic data's (click, conversion)")
-        user, item = synthetic.entity_numbers(users), synthetic.entity_numbers(items)
-        oracle = synthetic.true_probabilities(latent, users, items)
-        parts = {
-            "oracle": oracle,
-            "community_match": synthetic.community_match(latent, user, item),
-            "item_quality": latent["item_quality"][item],
+        if drawn is not None:
+            _check_drawn(split, users, items, labels, drawn)
+        scores = {
+            name: synthetic.true_probabilities(variables, users, items)
+            for name, variables in scorers.items()
         }
         results[split] = {
             task: {
-                name: {
-                    "gauc": gauc(users, values, scores if name != "oracle" else scores[task]),
-                    "auc": auc(values, scores if name != "oracle" else scores[task]),
-                }
-                for name, scores in parts.items()
+                name: {"gauc": gauc(users, values, s[task]), "auc": auc(values, s[task])}
+                for name, s in scores.items()
             }
             for task, values in labels.items()
         }
     return results
+
+
+def _check_drawn(split, users, items, labels, drawn) -> None:
+    for k, pair in enumerate(zip(users, items, strict=True)):
+        expected = drawn.get(pair)
+        if expected is None or any(int(labels[t][k]) != expected[t] for t in labels):
+            raise DataError(
+                f"the {split} sample {pair} is not in the data these generator flags make "
+                "(other flags, or sampled negatives?)"
+            )
 
 
 def main(argv=None) -> int:
@@ -91,18 +137,15 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", default="valid,test")
     parser.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as scratch:
-        flags = {name: getattr(args, name) for name in synthetic.GENERATOR_FLAGS}
-        latent = synthetic.generate(scratch, **flags, return_latent=True)["latent"]
     try:
-        results = oracle_metrics(args.data, latent, tuple(args.splits.split(",")))
-    except (DataError, IndexError) as e:
-        message = (
-            str(e)
-            if isinstance(e, DataError)
-            else ("ids beyond the generator's: were --users/--items those of the data?")
-        )
-        print(f"model.synthetic_oracle: error: {message}", file=sys.stderr)
+        with tempfile.TemporaryDirectory() as scratch:
+            flags = {name: getattr(args, name) for name in synthetic.GENERATOR_FLAGS}
+            generated = synthetic.generate(scratch, **flags, return_latent=True)
+            drawn = drawn_labels(os.path.join(scratch, synthetic.INTERACTIONS_FILE))
+        splits = tuple(args.splits.split(","))
+        results = oracle_metrics(args.data, generated["latent"], splits, drawn)
+    except (DataError, ValueError) as e:
+        print(f"model.synthetic_oracle: error: {e}".splitlines()[0], file=sys.stderr)
         return 2
     for split, tasks in results.items():
         for task, scorers in tasks.items():

@@ -118,6 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -150,7 +152,13 @@ class _Handler(BaseHTTPRequestHandler):
         raise ServableError(grpc.StatusCode.NOT_FOUND, f"no {method} on {self.path}")
 
     def _predict(self, model):
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True  # the body's end is unknown
+            raise _bad("Content-Length must be a number of bytes")
         if length > self.max_message_bytes:
             self.close_connection = True  # the body is left unread
             raise ServableError(
@@ -164,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise _bad("the body must be a JSON object")
         signature = body.get("signature_name") or DEFAULT_SIGNATURE
+        if not isinstance(signature, str):
+            raise _bad('"signature_name" must be a string')
         self._signature = signature
         columns, rows = _columns(body, input_dtypes(model, signature))
         sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in columns.items()}

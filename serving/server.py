@@ -554,15 +554,16 @@ def _input_array(name: str, proto, expected_dtype: int) -> np.ndarray:
         )
     shape = [d.size for d in proto.tensor_shape.dim]
     if proto.dtype == tf.string.as_datatype_enum:
-        values = np.array(proto.string_val, dtype=object)
-        if not shape and values.size == 1:
-            return values  # a scalar id, taken as [1]
-        if int(np.prod(shape)) != values.size:
-            raise ServableError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"input {name} has shape {shape} but {values.size} values",
-            )
-        return values.reshape(shape)
+        # As TensorFlow reads a TensorProto (Tensor::FromProto): the shape
+        # says how many elements there are; extra values are ignored, missing
+        # ones repeat the last value (or are empty if there is none).
+        count, values = _elements(proto), proto.string_val
+        if len(values) >= count:
+            array = np.array(values[:count], dtype=object)
+        else:
+            array = np.array(list(values) + [values[-1] if values else b""] * (count - len(values)))
+            array = array.astype(object)
+        return array.reshape(shape) if shape else array  # a scalar id is taken as [1]
     try:
         return tf.make_ndarray(proto)
     except (ValueError, TypeError) as e:
@@ -572,10 +573,8 @@ def _input_array(name: str, proto, expected_dtype: int) -> np.ndarray:
 
 
 def _elements(proto) -> int:
-    """How many elements a request tensor holds (its string values, or its shape's)."""
-    if proto.dtype == tf.string.as_datatype_enum:
-        return len(proto.string_val)
-    return max(1, int(np.prod([d.size for d in proto.tensor_shape.dim])))
+    """How many elements a request tensor holds: its shape's, as TensorFlow reads it."""
+    return int(np.prod([d.size for d in proto.tensor_shape.dim]))
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -695,14 +694,12 @@ def make_server(
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # NOT_SERVING until a version is loaded (grpc's servicer starts "" as
+    # SERVING); set before the swap hook, so a swap cannot be overwritten.
+    _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
     manager.on_swap = lambda: _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
-    # NOT_SERVING until a version is loaded (grpc's servicer starts "" as SERVING).
-    _set_health(
-        health_servicer,
-        health_pb2.HealthCheckResponse.SERVING
-        if manager.current is not None
-        else health_pb2.HealthCheckResponse.NOT_SERVING,
-    )
+    if manager.current is not None:
+        _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
     services = (
         "tensorflow.serving.PredictionService",
         "tensorflow.serving.ModelService",
@@ -840,9 +837,12 @@ def main(argv=None) -> int:
             shared_port=args.shared_ports,
         )
         print(f"REST API on {args.host}:{rest_port}", flush=True)
-    stopped = threading.Event()
+    stopped, draining = threading.Event(), threading.Event()
 
     def drain(signum, frame):
+        if draining.is_set():
+            return  # a second signal while draining: the first one's drain goes on
+        draining.set()
         log.info("signal %d: draining requests in flight (up to %.1f s)", signum, args.drain_s)
         manager.stop()
         health_servicer.enter_graceful_shutdown()
@@ -853,6 +853,8 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, drain)
     signal.signal(signal.SIGINT, drain)
+    if args.shared_ports:  # a worker of `supervise`: never outlive it
+        _stop_with_parent()
     stopped.wait()
     return 0
 
@@ -890,6 +892,8 @@ def supervise(args, argv: list) -> int:
 
     def start(extra: list) -> tuple[subprocess.Popen, list]:
         """Starts one worker; returns it and its announcement lines."""
+        if stopping.is_set():
+            raise _Stopped
         worker = subprocess.Popen(command + extra, stdout=subprocess.PIPE, text=True, env=env)
         workers.append(worker)
         wanted = 2 if args.rest_api_port else 1
@@ -899,15 +903,21 @@ def supervise(args, argv: list) -> int:
             if len(lines) == wanted:
                 break
         if len(lines) < wanted:
-            raise OSError(f"server process {worker.pid} exited with {worker.wait()} on start")
+            code = worker.wait()
+            if stopping.is_set():
+                raise _Stopped
+            raise OSError(f"server process {worker.pid} exited with {code} on start")
         # Nothing more is printed, but keep the pipe drained all the same.
         threading.Thread(target=worker.stdout.read, daemon=True).start()
         return worker, lines
 
+    signalled: set[int] = set()
+
     def stop(signum=signal.SIGTERM, frame=None):
         stopping.set()
         for worker in workers:
-            if worker.poll() is None:
+            if worker.pid not in signalled and worker.poll() is None:
+                signalled.add(worker.pid)  # once: a worker drains once
                 worker.send_signal(signum)
 
     signal.signal(signal.SIGTERM, stop)
@@ -932,19 +942,39 @@ def supervise(args, argv: list) -> int:
                     code = 1
                     stop()
             stopping.wait(0.5)
+    except _Stopped:
+        pass  # a signal came while the workers were starting
     except OSError as e:
         print(f"serving.server: error: {e}", file=sys.stderr)
         code = 2
-        stop()
     finally:
+        stop()  # a no-op for workers that already exited
         for worker in workers:
             try:
                 worker.wait(timeout=args.drain_s + 30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+                worker.wait()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     failed = [w.returncode for w in workers if w.returncode not in (0, -signal.SIGTERM)]
     return code or (1 if failed else 0)
+
+
+class _Stopped(Exception):
+    """A stop signal reached the supervisor while it was starting workers."""
+
+
+def _stop_with_parent() -> None:
+    """Drains this worker (SIGTERM to itself) once its supervisor is gone, e.g. killed."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("supervisor %d is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -55,8 +55,15 @@ def test_cli_scores_the_oracle_and_its_parts(synthetic_samples, tmp_path, capsys
         assert scores["oracle"]["gauc"] > scores["item_quality"]["gauc"]
 
 
-def test_cli_names_a_generator_that_does_not_fit_the_data(synthetic_samples, capsys):
-    argv = ["--data", synthetic_samples, "--users", "50", "--items", "100", "--seed", "5"]
+@pytest.mark.parametrize(
+    "flags",
+    [["--users", "50", "--seed", "5"], ["--users", "400", "--seed", "6"]],
+    ids=["fewer-users", "other-seed"],
+)
+def test_cli_names_a_generator_that_does_not_fit_the_data(synthetic_samples, flags, capsys):
+    argv = ["--data", synthetic_samples, "--items", "100", *flags]
     assert synthetic_oracle.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("model.synthetic_oracle: error:") and "\n" not in err
+    assert "not in the data these generator flags make" in err
+    assert synthetic_oracle.main([*argv[:2], "--users", "0"]) == 2  # the generator refuses it

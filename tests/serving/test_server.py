@@ -126,20 +126,33 @@ def test_every_bad_request_gets_its_code_and_the_server_keeps_serving(served):
     assert _code(channel, many) == grpc.StatusCode.RESOURCE_EXHAUSTED
     huge = _request(user_id=(["u"], tf.string), item_id=(["x" * (2 << 20)], tf.string))
     assert _code(channel, huge) == grpc.StatusCode.RESOURCE_EXHAUSTED
-    # The limit counts the values sent, not the shape the request claims.
-    shapeless = predict_pb2.PredictRequest()
-    shapeless.CopyFrom(many)
-    del shapeless.inputs["item_id"].tensor_shape.dim[:]
-    assert _code(channel, shapeless) == grpc.StatusCode.RESOURCE_EXHAUSTED
-    misshapen = predict_pb2.PredictRequest()
-    misshapen.CopyFrom(good)
-    misshapen.inputs["item_id"].tensor_shape.dim[0].size = 3  # 2 values
-    assert _code(channel, misshapen) == grpc.StatusCode.INVALID_ARGUMENT
+    claimed = predict_pb2.PredictRequest()  # a shape far beyond the values sent
+    claimed.CopyFrom(good)
+    claimed.inputs["item_id"].tensor_shape.dim[0].size = 10**9
+    assert _code(channel, claimed) == grpc.StatusCode.RESOURCE_EXHAUSTED
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "mogenet"
     assert _code(channel, classify, "Classify") == grpc.StatusCode.UNIMPLEMENTED
     with ScoringClient(target) as client:
         assert len(client.score("u", ["a", "b"])["click"]) == 2
+
+
+def test_string_tensors_are_read_as_tensorflow_reads_them(served):
+    # The shape gives the element count (Tensor::FromProto): extra values are
+    # ignored and missing ones repeat the last, so a limit on the shape is a
+    # limit on the work.
+    _, manager, target, channel = served
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    bias = _bias(manager)
+    shapeless = _request(user_id=(["u"], tf.string), item_id=(["a"], tf.string))
+    del shapeless.inputs["item_id"].tensor_shape.dim[:]  # a scalar...
+    shapeless.inputs["item_id"].string_val.extend([f"i{k}".encode() for k in range(60)])
+    (click,) = tf.make_ndarray(stub.Predict(shapeless, timeout=10).outputs["click"])  # ...of "a"
+    np.testing.assert_allclose(click, _expected(["a"], bias)["click"][0], rtol=1e-6)
+    short = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
+    short.inputs["item_id"].tensor_shape.dim[0].size = 3
+    clicks = tf.make_ndarray(stub.Predict(short, timeout=10).outputs["click"])
+    np.testing.assert_allclose(clicks, _expected(["a", "b", "b"], bias)["click"], rtol=1e-6)
 
 
 def test_model_status_is_available(served):
@@ -200,34 +213,19 @@ def test_a_new_version_swaps_in_under_load_and_a_corrupt_one_is_skipped(served, 
 
 def test_cli_serves_then_drains_on_sigterm(served, tmp_path):
     import signal
-    import subprocess
-    import sys
 
     from model.local_cluster import free_port
 
-    base = served[0]
     rest_port = free_port()
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", "--port", "0", "--model_name", "mogenet"]
-        + ["--model_base_path", base, "--rest_api_port", str(rest_port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    process, target = _start_cli(served[0], "--rest_api_port", str(rest_port))
     try:
-        line = process.stdout.readline()
-        assert line.startswith("serving mogenet on 127.0.0.1:"), line + process.stderr.read()
-        target = line.split(" on ")[1].strip()
         with ScoringClient(target, timeout_s=10) as client:
             assert len(client.score("u", ["a", "b", "c"])["click"]) == 3
         assert process.stdout.readline().strip() == f"REST API on 127.0.0.1:{rest_port}"
         assert _http(rest_port, "GET", "/v1/models/mogenet")[0] == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-        assert "draining" in process.stderr.read()
+        assert "draining" in _log_of(process)
     finally:
         process.kill()
 
@@ -236,22 +234,31 @@ def _start_cli(base, *flags):
     """Starts `python -m serving.server` on `base`; returns (process, gRPC target)."""
     import subprocess
     import sys
+    import tempfile
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    log = tempfile.TemporaryFile("w+")  # a pipe nobody reads could fill and block the server
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.server", "--port", "0", "--model_name", "mogenet"]
         + ["--model_base_path", base, *flags],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         cwd=root,
         env={**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
+    process.log = log
     line = process.stdout.readline()
     if not line.startswith("serving mogenet on 127.0.0.1:"):
         process.kill()
-        raise AssertionError(line + process.stderr.read())
+        raise AssertionError(line + _log_of(process))
     return process, line.split(" on ")[1].strip()
+
+
+def _log_of(process) -> str:
+    """What a `_start_cli` server wrote to stderr so far."""
+    process.log.seek(0)
+    return process.log.read()
 
 
 def test_cli_processes_share_the_ports_sum_their_metrics_and_stop_together(served):
@@ -272,10 +279,20 @@ def test_cli_processes_share_the_ports_sum_their_metrics_and_stop_together(serve
         workers = psutil.Process(process.pid).children()
         assert len(workers) == 2
         request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
-        for _ in range(12):  # each over a connection of its own, as separate clients
+        channels = []
+        for _ in range(20):  # each over a connection of its own, as separate clients
             channel = grpc.insecure_channel(target, [("grpc.use_local_subchannel_pool", 1)])
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             assert len(stub.Predict(request, timeout=10).outputs["click"].tensor_content) == 8
+            channels.append(channel)
+        port = int(target.rsplit(":", 1)[1])
+        served_by = [
+            sum(c.laddr.port == port and c.status == "ESTABLISHED" for c in w.net_connections())
+            for w in workers
+        ]
+        # The kernel spread the 20 connections over both processes (all on one: p = 2e-6).
+        assert sum(served_by) == 20 and min(served_by) > 0, served_by
+        for channel in channels:
             channel.close()
         import http.client
 
@@ -288,7 +305,7 @@ def test_cli_processes_share_the_ports_sum_their_metrics_and_stop_together(serve
             r'signature_name="serving_default",status="OK"\} (\S+)',
             text,
         )
-        assert counted and float(counted.group(1)) == 12, text  # over both processes
+        assert counted and float(counted.group(1)) == 20, text  # over both processes
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
@@ -466,6 +483,17 @@ def test_rest_api_as_tf_serving_has_it(served):
         huge = {"inputs": {"user_id": ["u"], "item_id": ["x" * 5000]}}
         status, payload = _http(port, "POST", "/v1/models/mogenet:predict", huge)
         assert status == 429 and "bytes is above the limit" in payload["error"]
+        listed = {"signature_name": ["serving_default"], **columnar}
+        assert _http(port, "POST", "/v1/models/mogenet:predict", listed)[0] == 400
+        import socket
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(
+                b"POST /v1/models/mogenet:predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: -1\r\n\r\n{}"
+            )
+            answer = raw.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 400") and "Connection: close" in answer
         assert _http(port, "POST", "/v1/models/mogenet:predict", columnar)[0] == 200
     finally:
         rest.shutdown()
