@@ -50,6 +50,28 @@ def test_learns_a_planted_graph_signal_that_mmoe_cannot(planted, tmp_path):
     assert abs(mmoe["test"]["click"]["auc"] - 0.5) < 0.1
 
 
+def test_stops_early_on_validation_gauc_and_logs_it_for_tensorboard(planted, tmp_path):
+    # With a learning rate of 0 the validation GAUC never improves after
+    # epoch 1, so patience 1 must end the run after its second epoch.
+    model_dir = tmp_path / "still"
+    config = TrainConfig(
+        epochs=6, jit_compile=False, **{**FAST, "learning_rate": 0.0, "patience": 1}
+    )
+    result = train(planted, str(model_dir), ModelConfig(**TINY), config, verbose=0)
+    assert result["epochs_run"] == 2
+    tags = {}
+    for split in ("train", "validation"):
+        tags[split] = set()
+        for events in (model_dir / "logs" / split).glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(events)):
+                tags[split].update(value.tag for value in event.summary.value)
+    for task in ("click", "conversion"):
+        assert {f"epoch_{task}_gauc", f"epoch_{task}_auc", "epoch_gauc"} <= tags["validation"]
+        train_tags = {f"epoch_{task}_loss", f"epoch_sigma_{task}"}
+        train_tags |= {f"epoch_gate_{task}_expert{n}" for n in range(4)}
+        assert train_tags <= tags["train"], sorted(tags["train"])
+
+
 class _Crash(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 0:
