@@ -870,7 +870,8 @@ def supervise(args, argv: list) -> int:
     Metrics add up over the workers (prometheus_client's multiprocess mode).
     SIGTERM or SIGINT is passed on to every worker, which drains as a single
     server does. If a worker exits on its own, the others are stopped and
-    this returns 1, for a process manager to restart the whole server.
+    this returns 1, for a process manager to restart the whole server. A
+    worker whose supervisor is gone (killed) drains by itself.
 
     Args:
       args: The parsed flags.
