@@ -351,6 +351,20 @@ def test_cli_polls_and_swaps_in_a_new_version_under_load(tmp_path):
     assert code == 0
 
 
+def test_workers_of_a_killed_supervisor_stop_by_themselves(served):
+    import psutil
+
+    process, _ = _start_cli(served[0], "--num_processes", "2")
+    workers = psutil.Process(process.pid).children()
+    assert len(workers) == 2
+    process.kill()
+    process.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    for worker in alive:
+        worker.kill()
+    assert alive == [] and len(gone) == 2  # without their watch they would serve on
+
+
 class _Slow(tf.Module):
     """Works for as many rounds as its first item id says: a request that stays in flight."""
 
