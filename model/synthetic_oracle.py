@@ -12,6 +12,9 @@ Two parts of it are printed as well:
   * item quality only: what an item's own id or features can learn (with the
     users' biases, which GAUC ignores anyway).
 
+It also prints how much of the communities the training graphs carry: the
+share of their edges within a community, against shuffled edges.
+
 Each part is the generator's probability with the other terms of the logits
 left out. The generator flags must be those the data was made with: it is
 rerun, into a temporary directory, to recover the latent variables, and
@@ -118,6 +121,43 @@ def oracle_metrics(data_dir: str, latent: dict, splits=("valid", "test"), drawn=
     return results
 
 
+def graph_homophily(data_dir: str, latent: dict) -> dict:
+    """How much of the latent communities the training graphs carry.
+
+    Returns {graph: {"edges", "same", "random"}}: for `user_sim` and
+    `item_sim`, the share of edges between two nodes of the same (main)
+    community; for `bipartite`, the share of edges whose user and item match
+    (main or second community). "random" is that share with one end of every
+    edge shuffled (seeded), the level of a graph that carried nothing.
+    """
+    import glob
+
+    rng = np.random.default_rng(0)
+    shares = {}
+    for graph in ("bipartite", "user_sim", "item_sim"):
+        ends = [[], []]
+        for path in sorted(glob.glob(os.path.join(data_dir, "graphs", f"{graph}-*.tsv"))):
+            with open(path) as f:
+                for line in f:
+                    fields = line.rstrip("\n").split("\t")
+                    ends[0].append(fields[0])
+                    ends[1].append(fields[1])
+        a, b = synthetic.entity_numbers(ends[0]), synthetic.entity_numbers(ends[1])
+        community = latent["user_community" if graph == "user_sim" else "item_community"]
+
+        def same(x, y, graph=graph, community=community):
+            if graph == "bipartite":
+                return synthetic.community_match(latent, x, y) > 0
+            return community[x] == community[y]
+
+        shares[graph] = {
+            "edges": int(a.size),
+            "same": float(same(a, b).mean()) if a.size else float("nan"),
+            "random": float(same(a, rng.permutation(b)).mean()) if a.size else float("nan"),
+        }
+    return shares
+
+
 def _check_drawn(split, users, items, labels, drawn) -> None:
     for k, pair in enumerate(zip(users, items, strict=True)):
         expected = drawn.get(pair)
@@ -151,6 +191,12 @@ def main(argv=None) -> int:
         for task, scorers in tasks.items():
             figures = ", ".join(f"{name} {m['gauc']:.4f}" for name, m in scorers.items())
             print(f"{split} {task} GAUC: {figures}")
+    results["graphs"] = graph_homophily(args.data, generated["latent"])
+    for graph, share in results["graphs"].items():
+        print(
+            f"graph {graph}: {share['edges']} edges, {share['same']:.3f} within a community "
+            f"(shuffled: {share['random']:.3f})"
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2, sort_keys=True)

@@ -47,7 +47,9 @@ def test_cli_scores_the_oracle_and_its_parts(synthetic_samples, tmp_path, capsys
     assert "test click GAUC: oracle" in printed and "community_match" in printed
     with open(out) as f:
         results = json.load(f)
-    assert set(results) == {"valid", "test"}
+    assert set(results) == {"valid", "test", "graphs"}
+    for share in results["graphs"].values():  # the graphs follow the communities
+        assert share["edges"] > 0 and share["same"] > share["random"] + 0.2
     for task in ("click", "conversion"):
         scores = results["test"][task]
         assert set(scores) == {"oracle", "community_match", "item_quality"}
