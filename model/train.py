@@ -134,8 +134,6 @@ def train(
         raise DataError(f"{spec.schema_path} has no label_<task> context feature")
     for split in ("train", "valid", "test"):
         spec.files(split)
-        if spec.num_examples(split) == 0:
-            raise DataError(f"no examples: the {split} split of {data_dir} is empty")
     entities = load_entities(data_dir)
     finished = tf.io.gfile.exists(os.path.join(model_dir, "metrics.json"))
     if finished and not overwrite:
@@ -144,6 +142,11 @@ def train(
             "pass --overwrite to train again from scratch"
         )
     strategy = make_strategy(train_config.strategy)
+    # Counting records may start TensorFlow's runtime, which multi_worker
+    # must configure first: so only now, and still before anything is deleted.
+    for split in ("train", "valid", "test"):
+        if spec.num_examples(split) == 0:
+            raise DataError(f"no examples: the {split} split of {data_dir} is empty")
     chief = is_chief(strategy)
     if finished and chief:
         tf.io.gfile.rmtree(model_dir)
