@@ -558,7 +558,9 @@ def _input_array(name: str, proto, expected_dtype: int) -> np.ndarray:
         # says how many elements there are; extra values are ignored, missing
         # ones repeat the last value (or are empty if there is none).
         count, values = _elements(proto), proto.string_val
-        if len(values) >= count:
+        if len(values) == count:  # the usual request: no copy of the values
+            array = np.array(values, dtype=object)
+        elif len(values) > count:
             array = np.array(values[:count], dtype=object)
         else:
             array = np.array(list(values) + [values[-1] if values else b""] * (count - len(values)))
