@@ -144,8 +144,9 @@ def train(
     strategy = make_strategy(train_config.strategy)
     # Counting records may start TensorFlow's runtime, which multi_worker
     # must configure first: so only now, and still before anything is deleted.
-    for split in ("train", "valid", "test"):
-        if spec.num_examples(split) == 0:
+    counts = {split: spec.num_examples(split) for split in ("train", "valid", "test")}
+    for split, count in counts.items():
+        if count == 0:
             raise DataError(f"no examples: the {split} split of {data_dir} is empty")
     chief = is_chief(strategy)
     if finished and chief:
@@ -154,7 +155,7 @@ def train(
     # splitting the examples by position gives disjoint shares.
     same_order = train_config.deterministic or train_config.strategy == "multi_worker"
     tf.keras.utils.set_random_seed(train_config.seed)
-    steps_per_epoch = max(1, math.ceil(spec.num_examples("train") / train_config.batch_size))
+    steps_per_epoch = max(1, math.ceil(counts["train"] / train_config.batch_size))
     steps_per_execution = min(train_config.steps_per_execution, steps_per_epoch)
 
     def dataset_fn(input_context=None):

@@ -552,19 +552,17 @@ def _input_array(name: str, proto, expected_dtype: int) -> np.ndarray:
             f"input {name} has dtype {tf.dtypes.as_dtype(proto.dtype).name}, "
             f"expected {tf.dtypes.as_dtype(expected_dtype).name}",
         )
-    shape = [d.size for d in proto.tensor_shape.dim]
     if proto.dtype == tf.string.as_datatype_enum:
         # As TensorFlow reads a TensorProto (Tensor::FromProto): the shape
         # says how many elements there are; extra values are ignored, missing
         # ones repeat the last value (or are empty if there is none).
-        count, values = _elements(proto), proto.string_val
+        shape = [d.size for d in proto.tensor_shape.dim]
+        count, values = int(np.prod(shape)), proto.string_val
         if len(values) == count:  # the usual request: no copy of the values
             array = np.array(values, dtype=object)
-        elif len(values) > count:
-            array = np.array(values[:count], dtype=object)
         else:
-            array = np.array(list(values) + [values[-1] if values else b""] * (count - len(values)))
-            array = array.astype(object)
+            padding = [values[-1] if values else b""] * max(0, count - len(values))
+            array = np.array(list(values[:count]) + padding, dtype=object)
         return array.reshape(shape) if shape else array  # a scalar id is taken as [1]
     try:
         return tf.make_ndarray(proto)
