@@ -21,6 +21,8 @@ EDGE_WEIGHTS = ("prior", "scale", "none")
 L2_SCOPES = ("embeddings", "all")
 OPTIMIZERS = ("adam", "row_sparse_adam")
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
+# Validation signals that choose the best epoch (`TrainConfig.monitor`).
+MONITORS = ("gauc", "auc", "log_loss", "none")
 
 
 @dataclasses.dataclass
@@ -110,7 +112,13 @@ class TrainConfig:
       learning_rate: Adam's learning rate.
       batch_size: Global batch size.
       epochs: Maximum epochs.
-      patience: Epochs without a better validation GAUC before stopping.
+      patience: Epochs without a better `monitor` value before stopping.
+      monitor: The validation signal that picks the best epoch and stops
+        early: "gauc" (mean over tasks of the per-user GAUC, the paper's
+        yardstick), "auc" (mean over tasks of the pooled AUC; steadier when
+        few validation users have both classes of a task), "log_loss"
+        (mean over tasks of the log loss; lower is better) or "none" (train
+        every epoch and keep the last weights).
       seed: Seed of the initialisation and the shuffles.
       deterministic: Same example order on every run.
       strategy: tf.distribute strategy (multi_worker and parameter_server
@@ -125,6 +133,7 @@ class TrainConfig:
     batch_size: int = 256
     epochs: int = 20
     patience: int = 3
+    monitor: str = "gauc"
     seed: int = 0
     deterministic: bool = False
     strategy: str = "default"
@@ -135,6 +144,7 @@ class TrainConfig:
     def __post_init__(self):
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("monitor", self.monitor, MONITORS)
         if self.batch_size < 1 or self.epochs < 1 or self.steps_per_execution < 1:
             raise ValueError("batch_size, epochs and steps_per_execution must be positive")
 

@@ -102,8 +102,7 @@ def split_metrics(predictions: Predictions) -> dict:
             "examples": int(len(labels)),
             "positives": int(labels.sum()),
         }
-    gaucs = [result[t]["gauc"] for t in predictions.labels]
-    result["gauc"] = float(np.nanmean(gaucs)) if not np.isnan(gaucs).all() else float("nan")
+    result["gauc"] = _mean([result[t]["gauc"] for t in predictions.labels])
     return result
 
 
@@ -117,9 +116,10 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
 
     A task whose GAUC is undefined (no validation user has both classes)
     enters `val_gauc` with its AUC (said once on stdout). Put it before the
-    callbacks that read them (EarlyStopping on "val_gauc", TensorBoard,
-    CSVLogger): Keras passes one logs dict down the list. Keys:
-    `val_gauc`, `val_<task>_{auc,gauc,log_loss}`, `sigma_<task>` (the learned
+    callbacks that read them (EarlyStopping, TensorBoard, CSVLogger): Keras
+    passes one logs dict down the list. Keys: `val_gauc`, `val_auc` and
+    `val_log_loss` (means over tasks), `val_<task>_{auc,gauc,log_loss}`,
+    `sigma_<task>` (the learned
     task uncertainty) and `gate_<task>_expert<n>` (mean gate weight on the
     validation split).
 
@@ -158,7 +158,9 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
                     )
                     self._warned.add(task)
             per_task.append(value)
-        logs["val_gauc"] = float(np.nanmean(per_task)) if per_task else float("nan")
+        logs["val_gauc"] = _mean(per_task)
+        for name in ("auc", "log_loss"):
+            logs[f"val_{name}"] = _mean([result[task][name] for task in self.model.task_names])
         for task in self.model.task_names:
             for name in ("auc", "gauc", "log_loss"):
                 logs[f"val_{task}_{name}"] = result[task][name]
@@ -168,3 +170,9 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
             logs[f"sigma_{task}"] = float(sigmas[k])
             for n, weight in enumerate(mean_gates[k]):
                 logs[f"gate_{task}_expert{n}"] = float(weight)
+
+
+def _mean(values) -> float:
+    """The mean of the values that are defined (NaN if none is)."""
+    values = np.asarray(values, float)
+    return float(np.nanmean(values)) if (~np.isnan(values)).any() else float("nan")

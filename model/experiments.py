@@ -18,7 +18,8 @@ Each run trains into `OUT/runs/<key>/`; a run whose `metrics.json` exists is
 skipped, so the command resumes where it stopped. Then it writes
 
   runs.csv    one row per run: key, model, config overrides, tasks, seed, test
-              GAUC/AUC/log loss per task, epochs, duration;
+              GAUC/AUC/log loss per task, epochs run, the epoch whose weights
+              were kept (best on `--monitor`), duration;
   report.md   each table as in the paper: test GAUC per task (mean ± std over
               seeds, sample std), the best baseline underlined, RelaImpr of
               MoGENet over it, ** / * where it is better with p < 0.01 / 0.05
@@ -249,6 +250,7 @@ def execute(
             "tasks": ",".join(run.tasks or tasks),
             "seed": run.seed,
             "epochs": result.get("epochs_run"),
+            "best_epoch": result.get("best_epoch"),
             "duration_s": duration,
         }
         for task in tasks:

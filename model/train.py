@@ -11,9 +11,10 @@ them with the paper's defaults). The run
     loss, the learned σ_k and the mean gate weight of every expert;
   * backs up its state every epoch in `DIR/backup`: run the same command
     again after a crash and it resumes from the last finished epoch;
-  * stops early when the validation GAUC (mean over tasks) has not improved
-    for `--patience` epochs, keeping the best epoch's weights (after a resume,
-    the best of the epochs since the resume);
+  * stops early when the validation signal `--monitor` (default: GAUC, mean
+    over tasks) has not improved for `--patience` epochs, keeping the best
+    epoch's weights (after a resume, the best of the epochs since the resume);
+    `--monitor none` trains every epoch and keeps the last weights;
   * writes the model (`model.trained` layout: model.json, entities/,
     weights/) and `DIR/metrics.json` with the test AUC, GAUC and log loss of
     every task. A DIR that already holds a finished run is left alone unless
@@ -96,6 +97,25 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type == "chief" or (
         task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+    )
+
+
+def make_early_stopping(
+    train_config: config_lib.TrainConfig, verbose: int = 0
+) -> tf.keras.callbacks.EarlyStopping | None:
+    """Returns the callback that stops on `val_<monitor>` and keeps the best epoch's weights.
+
+    It reads the logs `ValidationMetrics` writes; log loss is minimised, the
+    AUCs maximised. Returns None for monitor "none" (every epoch, last weights).
+    """
+    if train_config.monitor == "none":
+        return None
+    return tf.keras.callbacks.EarlyStopping(
+        monitor=f"val_{train_config.monitor}",
+        mode="min" if train_config.monitor == "log_loss" else "max",
+        patience=train_config.patience,
+        restore_best_weights=True,
+        verbose=1 if verbose else 0,
     )
 
 
@@ -200,18 +220,13 @@ def train(
         train_data = dataset_fn()
 
     work_dir = model_dir if chief else tempfile.mkdtemp(prefix="mogenet-worker-")
+    early_stopping = make_early_stopping(train_config, verbose)
     callbacks = [
         # Every worker names the same directory: Keras restores all of them
         # from the chief's backup and sends the others' writes elsewhere.
         tf.keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
         ValidationMetrics(data_dir, max(train_config.batch_size, 1024), entities),
-        tf.keras.callbacks.EarlyStopping(
-            monitor="val_gauc",
-            mode="max",
-            patience=train_config.patience,
-            restore_best_weights=True,
-            verbose=1 if verbose else 0,
-        ),
+        *([early_stopping] if early_stopping else []),
         tf.keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"), update_freq="epoch"),
         tf.keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
         *extra_callbacks,
@@ -226,10 +241,14 @@ def train(
     )
     duration = time.time() - started
     test = evaluate_split(net, data_dir, "test", max(train_config.batch_size, 1024), entities)
+    epochs = _epochs_summary(os.path.join(work_dir, "history.csv"), history)
     result = {
         "test": test,
         "tasks": list(tasks),
-        **_epochs_summary(os.path.join(work_dir, "history.csv"), history),
+        **epochs,
+        "monitor": f"val_{train_config.monitor}" if early_stopping else "none",
+        # The epoch whose weights the model holds (1-based, counting resumed runs).
+        "best_epoch": early_stopping.best_epoch + 1 if early_stopping else epochs["epochs_run"],
         "train_seconds": round(duration, 1),
         "model_config": json.loads(config_lib.to_json(model_config)),
         "train_config": json.loads(config_lib.to_json(train_config)),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 
 from model import evaluation
 
@@ -31,6 +31,10 @@ def test_a_task_without_gauc_enters_val_gauc_with_its_auc(monkeypatch, capsys):
     assert logs["val_click_gauc"] == pytest.approx(0.5)
     assert np.isnan(logs["val_conversion_gauc"])
     assert logs["val_gauc"] == pytest.approx((0.5 + conversion_auc) / 2)
+    click_auc = roc_auc_score(labels["click"], scores["click"])
+    assert logs["val_auc"] == pytest.approx((click_auc + conversion_auc) / 2)
+    losses = [log_loss(labels[task], scores[task]) for task in ("click", "conversion")]
+    assert logs["val_log_loss"] == pytest.approx(np.mean(losses))
     assert logs["sigma_click"] == pytest.approx(1.5)
     assert logs["gate_conversion_expert0"] == pytest.approx(0.9)
     assert "GAUC of conversion is undefined" in capsys.readouterr().out

@@ -68,6 +68,7 @@ def _row(variant: Variant, seed: int, gauc: dict, tasks=TASKS):
         "tasks": ",".join(tasks),
         "seed": seed,
         "epochs": 3,
+        "best_epoch": 2,
         "duration_s": 1.0,
     }
     for task in TASKS:
@@ -113,7 +114,10 @@ def test_a_real_single_task_run_trains_and_reports(tmp_path):
 
     data_dir = write_planted(tmp_path / "data", sizes={"train": 128, "valid": 32, "test": 32})
     run = Run(Variant.of("NGCF", model="ngcf", embedding_dim=8), ("click",), 0)
-    config = TrainConfig(epochs=1, batch_size=64, learning_rate=0.01, deterministic=True)
+    # monitor "none": no early stopping, the last epoch's weights are kept.
+    config = TrainConfig(
+        epochs=2, batch_size=64, learning_rate=0.01, deterministic=True, monitor="none"
+    )
     (row,) = experiments.execute([run], data_dir, str(tmp_path / "out"), config, TASKS)
     assert 0.0 <= row["click_gauc"] <= 1.0 and row["conversion_gauc"] is None
-    assert row["tasks"] == "click" and row["epochs"] == 1
+    assert row["tasks"] == "click" and row["epochs"] == 2 and row["best_epoch"] == 2

@@ -11,7 +11,7 @@ import tensorflow as tf
 from model import trained
 from model.config import ModelConfig, TrainConfig
 from model.input_pipeline import DataError
-from model.train import main, train
+from model.train import main, make_early_stopping, train
 from tests.model.planted import write_planted
 
 TINY = dict(embedding_dim=8, expert_units=(8,))
@@ -59,6 +59,7 @@ def test_stops_early_on_validation_gauc_and_logs_it_for_tensorboard(planted, tmp
     )
     result = train(planted, str(model_dir), ModelConfig(**TINY), config, verbose=0)
     assert result["epochs_run"] == 2
+    assert (result["monitor"], result["best_epoch"]) == ("val_gauc", 1)
     tags = {}
     for split in ("train", "validation"):
         tags[split] = set()
@@ -70,6 +71,33 @@ def test_stops_early_on_validation_gauc_and_logs_it_for_tensorboard(planted, tmp
         train_tags = {f"epoch_{task}_loss", f"epoch_sigma_{task}"}
         train_tags |= {f"epoch_gate_{task}_expert{n}" for n in range(4)}
         assert train_tags <= tags["train"], sorted(tags["train"])
+
+
+@pytest.mark.parametrize(
+    "monitor, values, stopped_after, best_epoch",
+    [
+        ("log_loss", [0.50, 0.40, 0.45, 0.46, 0.30], 4, 2),  # lower is better
+        ("auc", [0.50, 0.40, 0.45, 0.46, 0.30], 3, 1),
+        ("gauc", [0.50, 0.60, 0.55, 0.70, 0.65], 5, 4),
+    ],
+)
+def test_early_stopping_follows_the_monitored_signal(monitor, values, stopped_after, best_epoch):
+    model = tf.keras.Sequential([tf.keras.layers.Dense(1, input_shape=(1,))])
+    callback = make_early_stopping(TrainConfig(monitor=monitor, patience=2))
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        # Every signal is in the logs; only the monitored one may decide.
+        logs = {"val_gauc": 0.5, "val_auc": 0.5, "val_log_loss": 0.5, f"val_{monitor}": value}
+        callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    assert (epoch + 1, callback.best_epoch + 1) == (stopped_after, best_epoch)
+
+
+def test_an_unknown_monitor_is_refused():
+    with pytest.raises(ValueError, match="monitor"):
+        TrainConfig(monitor="loss")
 
 
 class _Crash(tf.keras.callbacks.Callback):
