@@ -118,7 +118,8 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
     enters `val_gauc` with its AUC (said once on stdout). Put it before the
     callbacks that read them (EarlyStopping, TensorBoard, CSVLogger): Keras
     passes one logs dict down the list. Keys: `val_gauc`, `val_auc` and
-    `val_log_loss` (means over tasks), `val_<task>_{auc,gauc,log_loss}`,
+    `val_log_loss` (means over tasks; `val_auc` leaves out a task whose
+    labels are all of one class), `val_<task>_{auc,gauc,log_loss}`,
     `sigma_<task>` (the learned
     task uncertainty) and `gate_<task>_expert<n>` (mean gate weight on the
     validation split).

@@ -221,7 +221,7 @@ def execute(
         settings = run_settings(run, data_dir, train_config, tasks)
         if os.path.exists(metrics_path):
             with open(settings_path) as f:
-                recorded = json.load(f)
+                recorded = _with_defaults(json.load(f))
             if recorded != settings:
                 raise ValueError(
                     f"{run_dir} was trained with other settings ({settings_path}); "
@@ -259,6 +259,19 @@ def execute(
                 row[f"{task}_{name}"] = None if test is None else test[name]
         rows.append(row)
     return rows
+
+
+def _with_defaults(settings: dict) -> dict:
+    """A run.json's settings with the training config's newer fields at their defaults.
+
+    A run recorded before a TrainConfig field existed trained as its default
+    says, so it still counts as trained with the same settings.
+    """
+    try:
+        train_config = config_lib.TrainConfig(**settings.get("train_config", {}))
+    except (TypeError, ValueError):  # a field that no longer exists: not the same settings
+        return settings
+    return {**settings, "train_config": json.loads(config_lib.to_json(train_config))}
 
 
 def write_runs_csv(rows, path: str) -> None:
@@ -496,12 +509,12 @@ def main(argv=None) -> int:
             table_variants(table)
         for figure in args.figure:
             figure_variants(figure)
+        train_config = config_lib.from_flags(args, config_lib.TrainConfig)
         spec = DataSpec(args.data)
         tasks = spec.check_tasks(args.tasks.split(",") if args.tasks else spec.tasks)
     except (DataError, ValueError) as e:
         print(f"model.experiments: error: {e}", file=sys.stderr)
         return 2
-    train_config = config_lib.from_flags(args, config_lib.TrainConfig)
     os.makedirs(args.out, exist_ok=True)
     runs = plan_runs(args.tables, args.figure, args.seeds, tasks)
     print(f"{len(runs)} runs into {args.out}/runs", flush=True)

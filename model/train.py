@@ -247,8 +247,7 @@ def train(
         "tasks": list(tasks),
         **epochs,
         "monitor": f"val_{train_config.monitor}" if early_stopping else "none",
-        # The epoch whose weights the model holds (1-based, counting resumed runs).
-        "best_epoch": early_stopping.best_epoch + 1 if early_stopping else epochs["epochs_run"],
+        "best_epoch": _kept_epoch(early_stopping, history, train_config.epochs),
         "train_seconds": round(duration, 1),
         "model_config": json.loads(config_lib.to_json(model_config)),
         "train_config": json.loads(config_lib.to_json(train_config)),
@@ -265,8 +264,23 @@ def train(
     return result
 
 
+def _kept_epoch(early_stopping, history, epochs: int) -> int:
+    """The 1-based epoch whose weights the model holds at the end of `fit`.
+
+    Keras numbers epochs from the start of the first run, also after a
+    resume. The last epoch's weights are kept with no early stopping, and
+    also when a resume had no epoch left to run (the backup's weights stay).
+    """
+    if early_stopping is not None and early_stopping.best_weights is not None:
+        return early_stopping.best_epoch + 1
+    return history.epoch[-1] + 1 if history.epoch else epochs
+
+
 def _epochs_summary(history_csv: str, history) -> dict:
-    """Epochs run and the best validation GAUC, over every run resumed into the directory."""
+    """Epochs run and the best validation GAUC of any epoch, over every resumed run.
+
+    `best_val_gauc` need not be the kept epoch's (see `--monitor`).
+    """
     values = history.history.get("val_gauc", [])
     if tf.io.gfile.exists(history_csv):
         with tf.io.gfile.GFile(history_csv) as f:

@@ -86,7 +86,7 @@ def test_to_flags_round_trips_through_add_flags():
 
     for wanted in (
         config_lib.ModelConfig(model="mmoe", channels=("G", "I"), mgnn=True, l2=False),
-        config_lib.TrainConfig(epochs=3, learning_rate=0.01, deterministic=True),
+        config_lib.TrainConfig(epochs=3, learning_rate=0.01, deterministic=True, monitor="none"),
     ):
         parser = argparse.ArgumentParser()
         config_lib.add_flags(parser, type(wanted))

@@ -58,6 +58,18 @@ def test_execute_resumes_and_skips_finished_runs(tmp_path):
     assert all(r["click_gauc"] is not None and r["duration_s"] is not None for r in again)
     with pytest.raises(ValueError, match="other settings"):  # other flags, same --out
         experiments.execute(runs, "data", out, TrainConfig(epochs=3), TASKS, fake_train)
+    # A run recorded before a TrainConfig field existed trained with its default.
+    settings_path = os.path.join(out, "runs", runs[0].key, "run.json")
+    with open(settings_path) as f:
+        settings = json.load(f)
+    del settings["train_config"]["monitor"]
+    with open(settings_path, "w") as f:
+        json.dump(settings, f)
+    trained.clear()
+    experiments.execute(runs, "data", out, TrainConfig(), TASKS, fake_train)
+    assert trained == []
+    with pytest.raises(ValueError, match="other settings"):
+        experiments.execute(runs, "data", out, TrainConfig(monitor="none"), TASKS, fake_train)
 
 
 def _row(variant: Variant, seed: int, gauc: dict, tasks=TASKS):
@@ -121,3 +133,14 @@ def test_a_real_single_task_run_trains_and_reports(tmp_path):
     (row,) = experiments.execute([run], data_dir, str(tmp_path / "out"), config, TASKS)
     assert 0.0 <= row["click_gauc"] <= 1.0 and row["conversion_gauc"] is None
     assert row["tasks"] == "click" and row["epochs"] == 2 and row["best_epoch"] == 2
+    with open(tmp_path / "out" / "runs" / run.key / "metrics.json") as f:
+        assert json.load(f)["monitor"] == "none"  # the flag reached model.train
+
+
+def test_a_bad_training_flag_is_a_one_line_error(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert experiments.main(["--data", str(tmp_path), "--out", out, "--monitor", "loss"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert (
+        error.startswith("model.experiments: error: monitor must be one of") and "\n" not in error
+    )

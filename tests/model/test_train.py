@@ -92,6 +92,7 @@ def test_early_stopping_follows_the_monitored_signal(monitor, values, stopped_af
         callback.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    assert callback.monitor == f"val_{monitor}"
     assert (epoch + 1, callback.best_epoch + 1) == (stopped_after, best_epoch)
 
 
