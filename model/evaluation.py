@@ -120,9 +120,8 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
     passes one logs dict down the list. Keys: `val_gauc`, `val_auc` and
     `val_log_loss` (means over tasks; `val_auc` leaves out a task whose
     labels are all of one class), `val_<task>_{auc,gauc,log_loss}`,
-    `sigma_<task>` (the learned
-    task uncertainty) and `gate_<task>_expert<n>` (mean gate weight on the
-    validation split).
+    `sigma_<task>` (the learned task uncertainty) and
+    `gate_<task>_expert<n>` (mean gate weight on the validation split).
 
     Args:
       data_dir: The preprocessing output directory.

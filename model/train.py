@@ -241,11 +241,10 @@ def train(
     )
     duration = time.time() - started
     test = evaluate_split(net, data_dir, "test", max(train_config.batch_size, 1024), entities)
-    epochs = _epochs_summary(os.path.join(work_dir, "history.csv"), history)
     result = {
         "test": test,
         "tasks": list(tasks),
-        **epochs,
+        **_epochs_summary(os.path.join(work_dir, "history.csv"), history),
         "monitor": f"val_{train_config.monitor}" if early_stopping else "none",
         "best_epoch": _kept_epoch(early_stopping, history, train_config.epochs),
         "train_seconds": round(duration, 1),
