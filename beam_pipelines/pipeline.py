@@ -1,8 +1,9 @@
 """The preprocessing job, assembled from the named transforms in one place.
 
   read + validate (adapter) -> [sampled negatives] -> split
-    -> graphs G, G^U, G^I from the training split
-    -> ranked neighbour lists -> pair samples per split
+    -> training rows divided into graph rows and supervising rows
+    -> graphs G, G^U, G^I from the graph rows
+    -> ranked neighbour lists -> pair samples per split -> tells audit
 
 Outputs under OUT/ (see README "Output layout"): `{train,valid,test}/*.tfrecord`,
 `graph_schema.pbtxt`, `layout.json`, `graphs/`, `features/`, `vocab/`,
@@ -20,14 +21,14 @@ from dataclasses import asdict, dataclass, field
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import records, stats
+from beam_pipelines import audit, records, stats
 from beam_pipelines.adapters.base import InputConfig, InputError, files_matching
 from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphConfig, GraphStats
-from beam_pipelines.negative_sampler import AddSampledNegatives
+from beam_pipelines.negative_sampler import UNIFORM, AddSampledNegatives
 from beam_pipelines.pair_sampler import MEMORY, RankNeighbors, SamplePairs
 from beam_pipelines.sample_layout import SampleLayout
 from beam_pipelines.sample_writer import WriteSamples
-from beam_pipelines.split import AssignSplits
+from beam_pipelines.split import RANDOM, AssignSplits, SplitGraphRows
 
 # Written last, by a run that finished: its OUT is not replaced without --overwrite.
 SUCCESS = "_SUCCESS"
@@ -58,7 +59,13 @@ class PreprocessConfig:
       split: "auto", "time" or "random".
       test_fraction: Share of rows in the test split.
       valid_fraction: Share of the remaining rows held out for validation.
+      graph_split: How the training rows are divided into graph rows and
+        supervising rows: "random", "time" or "shared" (leaky; see
+        :mod:`beam_pipelines.split`).
+      graph_fraction: Share of the training rows that build the graphs.
       negatives_per_positive: Sampled negatives per positive row (0 = none).
+      negative_sampling: "uniform" or "popularity".
+      negative_alpha: Exponent of the popularity distribution.
       similarity: "cosine" or "jaccard".
       sim_top_k: Neighbours kept per node in G^U and G^I.
       max_pivot_degree: Hot-node cap of the similarity computation.
@@ -71,7 +78,11 @@ class PreprocessConfig:
     split: str = "auto"
     test_fraction: float = 0.2
     valid_fraction: float = 0.1
+    graph_split: str = RANDOM
+    graph_fraction: float = 0.5
     negatives_per_positive: int = 0
+    negative_sampling: str = UNIFORM
+    negative_alpha: float = 0.75
     similarity: str = "cosine"
     sim_top_k: int = 10
     max_pivot_degree: int = 200
@@ -96,7 +107,13 @@ def make_adapter(config: InputConfig) -> beam.PTransform:
         from beam_pipelines.adapters.aliccp import ReadAliCCP
 
         return ReadAliCCP(config)
-    raise InputError(f"unknown format {config.format!r}; choose canonical, tmall or aliccp")
+    if config.format == "behaviors":
+        from beam_pipelines.adapters.behaviors import ReadBehaviors
+
+        return ReadBehaviors(config)
+    raise InputError(
+        f"unknown format {config.format!r}; choose canonical, tmall, aliccp or behaviors"
+    )
 
 
 def output_path(config: PreprocessConfig, *parts: str) -> str:
@@ -206,7 +223,10 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     interactions = data.interactions
     if config.negatives_per_positive:
         interactions, short = interactions | "Negatives" >> AddSampledNegatives(
-            config.negatives_per_positive, config.seed
+            config.negatives_per_positive,
+            config.seed,
+            config.negative_sampling,
+            config.negative_alpha,
         )
         stat_parts.append(stats.named_value(short, "negatives_short"))
 
@@ -221,18 +241,38 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         lambda kv, n: records.SPLITS.index(kv[0]), len(records.SPLITS)
     )
     rows = {s: by_split[k] | f"Rows_{s}" >> beam.Values() for k, s in enumerate(records.SPLITS)}
-    stat_parts.append(
-        split
-        | "Labels" >> beam.MapTuple(lambda s, r: (s, (1, *r.labels)))
-        | "SumLabels" >> beam.CombinePerKey(_sum_columns)
-        | "LabelStats" >> beam.Map(lambda kv: _label_stat(kv[0], kv[1], tasks))
+    # The rows that build the graphs and the rows that supervise are disjoint
+    # (unless --graph_split shared): a training sample sees no graph computed
+    # from its own row, like a validation or test sample and a serving request.
+    divided = rows["train"] | "GraphRows" >> SplitGraphRows(
+        config.graph_split, data.has_time, config.graph_fraction, config.seed
     )
+    rows["train"] = divided.supervise
+    supervised = [by_split[1], by_split[2]]
+    if divided.disjoint:
+        supervised.append(rows["train"] | "TagTrain" >> beam.Map(lambda r: ("train", r)))
+    else:
+        supervised.append(by_split[0])
+    split = supervised | "Supervised" >> beam.Flatten()
+    graph_rows = divided.graph
+    for name, pcoll in (
+        ("", split),
+        ("graph_", graph_rows | "TagGraph" >> beam.Map(lambda r: ("graph", r))),
+    ):
+        stat_parts.append(
+            pcoll
+            | f"{name}Labels" >> beam.MapTuple(lambda s, r: (s, (1, *r.labels)))
+            | f"{name}SumLabels" >> beam.CombinePerKey(_sum_columns)
+            | f"{name}LabelStats" >> beam.Map(lambda kv: _label_stat(kv[0], kv[1], tasks))
+        )
 
     graph_config = GraphConfig(
         config.sim_top_k, config.max_pivot_degree, config.similarity, config.seed
     )
-    held_out = (rows["valid"], rows["test"]) | "HeldOut" >> beam.Flatten()
-    graphs = {"train": rows["train"], "held_out": held_out} | "Graphs" >> BuildGraphs(graph_config)
+    # G leaves out every pair that supervises (its own edge is never in a graph).
+    held_out = [rows["valid"], rows["test"]] + ([rows["train"]] if divided.disjoint else [])
+    held_out = held_out | "HeldOut" >> beam.Flatten()
+    graphs = {"train": graph_rows, "held_out": held_out} | "Graphs" >> BuildGraphs(graph_config)
     stat_parts.append(graphs | "GraphStats" >> GraphStats())
     _ = (
         graphs.edges
@@ -258,7 +298,14 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         | "WriteSamples" >> WriteSamples(config.output)
         | "SampleStats" >> beam.MapTuple(lambda split, n: ("samples", {split: n}))
     )
+    stat_parts.append(samples | "Audit" >> audit.AuditSamples(layout, tasks[0], graphs.edges))
 
+    # The vocabulary: every id of the training split, graph rows included.
+    known_rows = (
+        (graph_rows, rows["train"]) | "KnownRows" >> beam.Flatten()
+        if divided.disjoint
+        else rows["train"]
+    )
     for table, feats, index in (
         ("user", data.user_features, 0),
         ("item", data.item_features, 1),
@@ -275,9 +322,7 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
             | f"Kinds_{table}" >> beam.CombineGlobally(_FeatureKinds())
             | f"KindStat_{table}" >> beam.Map(lambda kinds, t=table: ("features", {t: kinds}))
         )
-        _ = rows["train"] | f"Vocab_{table}" >> _Vocabulary(
-            output_path(config, "vocab", table), index
-        )
+        _ = known_rows | f"Vocab_{table}" >> _Vocabulary(output_path(config, "vocab", table), index)
 
     _ = (
         stat_parts
@@ -372,8 +417,8 @@ def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict
         )
     if merged["examples"]["train"]["rows"] == 0:
         raise InputError(
-            "the training split is empty, so are the graphs; "
-            "lower --test_fraction or use --split random (see stats.json)"
+            "the training split has no supervising rows; lower --test_fraction or "
+            "--graph_fraction, or use --split random (see stats.json)"
         )
     write_text(output_path(config, SUCCESS), "")
     return merged

@@ -24,11 +24,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import pipeline, sample_encoder
 from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.negative_sampler import DISTRIBUTIONS
 from beam_pipelines.pair_sampler import STRATEGIES
 from beam_pipelines.similarity import MEASURES
-from beam_pipelines.split import MODES
+from beam_pipelines.split import GRAPH_MODES, MODES
 
-FORMATS = ("canonical", "tmall", "aliccp")
+FORMATS = ("canonical", "tmall", "aliccp", "behaviors")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -64,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
         "--tasks",
         type=_names,
         default=(),
-        help="Comma-separated task names (default: click,conversion; tmall: favorite,purchase).",
+        help="Comma-separated task names (default: click,conversion; tmall: favorite,purchase; "
+        "behaviors: the --behavior_files task names, which --tasks may only repeat in order).",
     )
     io.add_argument("--user_col", default="user_id", help="Canonical: user id column.")
     io.add_argument("--item_col", default="item_id", help="Canonical: item id column.")
@@ -95,10 +97,30 @@ def parser() -> argparse.ArgumentParser:
     io.add_argument("--user_features", default="", help="Canonical: user side table path.")
     io.add_argument("--item_features", default="", help="Canonical: item side table path.")
     io.add_argument(
+        "--behavior_files",
+        default="",
+        help="Behaviors: the files of each task in the --input directory, as comma-separated "
+        "task=file[+file...], e.g. favorite=collect.txt,purchase=buy.txt+validation.txt+test.txt "
+        "(Tmall); each file holds 'user item' lines. The tasks are taken in this order.",
+    )
+    io.add_argument(
         "--negatives_per_positive",
         type=int,
         default=0,
         help="For logs of positives only: sampled unseen items per positive row (0 = off).",
+    )
+    io.add_argument(
+        "--negative_sampling",
+        choices=DISTRIBUTIONS,
+        default="uniform",
+        help="How negatives are drawn: uniform over the items, or popularity (an item in "
+        "proportion to its rows in the log ** --negative_alpha, like real candidates).",
+    )
+    io.add_argument(
+        "--negative_alpha",
+        type=float,
+        default=0.75,
+        help="Exponent of --negative_sampling popularity (0.75, as in word2vec).",
     )
 
     job = p.add_argument_group("split, graphs and sampling")
@@ -106,6 +128,21 @@ def parser() -> argparse.ArgumentParser:
     job.add_argument("--test_fraction", type=float, default=0.2, help="Share of rows in test.")
     job.add_argument(
         "--valid_fraction", type=float, default=0.1, help="Share of train held out as validation."
+    )
+    job.add_argument(
+        "--graph_split",
+        choices=GRAPH_MODES,
+        default="random",
+        help="Which training rows build the graphs; the others supervise, so no training "
+        "sample sees a graph built from its own row. random: a seeded hash of the pair "
+        "picks --graph_fraction of them; time: the oldest --graph_fraction; shared: every "
+        "training row does both, as in the paper (leaks the label, see README).",
+    )
+    job.add_argument(
+        "--graph_fraction",
+        type=float,
+        default=0.5,
+        help="Share of the training rows that build the graphs (not with shared).",
     )
     job.add_argument("--similarity", choices=MEASURES, default="cosine", help="G^U/G^I measure.")
     job.add_argument("--sim_top_k", type=int, default=10, help="Neighbours kept in G^U and G^I.")
@@ -155,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         numeric_features=args.numeric_features,
         user_features=args.user_features,
         item_features=args.item_features,
+        behavior_files=args.behavior_files,
     )
     config = pipeline.PreprocessConfig(
         output=args.output,
@@ -164,11 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         split=args.split,
         test_fraction=args.test_fraction,
         valid_fraction=args.valid_fraction,
+        graph_split=args.graph_split,
+        graph_fraction=args.graph_fraction,
         negatives_per_positive=args.negatives_per_positive,
+        negative_sampling=args.negative_sampling,
+        negative_alpha=args.negative_alpha,
         similarity=args.similarity,
         sim_top_k=args.sim_top_k,
         max_pivot_degree=args.max_pivot_degree,
-        extra={"input": args.input, "format": args.format, "nested_tasks": nested},
+        extra={
+            "input": args.input,
+            "format": args.format,
+            "nested_tasks": nested,
+            "behavior_files": args.behavior_files,
+        },
     )
     started = time.monotonic()
     try:

@@ -33,7 +33,7 @@ class InputConfig:
 
     Attributes:
       input: A file, a glob, or a directory.
-      format: "canonical", "tmall" or "aliccp".
+      format: "canonical", "tmall", "aliccp" or "behaviors".
       tasks: Task names; empty means the format's default.
       user_col: Canonical: the user id column.
       item_col: Canonical: the item id column.
@@ -45,6 +45,9 @@ class InputConfig:
       user_features: Optional user side table (canonical; found by name in a
         directory input otherwise).
       item_features: Optional item side table, likewise.
+      behavior_files: Behaviors: the task-to-files mapping, comma-separated
+        `task=file[+file...]` entries naming files in the input directory,
+        e.g. `favorite=collect.txt,purchase=buy.txt+validation.txt+test.txt`.
     """
 
     input: str
@@ -58,6 +61,7 @@ class InputConfig:
     numeric_features: tuple[str, ...] = field(default_factory=tuple)
     user_features: str = ""
     item_features: str = ""
+    behavior_files: str = ""
 
 
 class AdapterResult(NamedTuple):

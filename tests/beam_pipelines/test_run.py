@@ -42,7 +42,10 @@ def test_outputs_satisfy_the_contract(memory_out, data_dir):
     assert rows["read"] == n_rows
     records = read_split_records(memory_out)
     assert {s: len(r) for s, r in records.items()} == stats["samples"]
-    assert sum(stats["samples"].values()) == n_rows
+    # Every row supervises (one sample) or builds the graphs, never both.
+    graph_rows = stats["examples"]["graph"]["rows"]
+    assert graph_rows > 0.3 * stats["examples"]["train"]["rows"]
+    assert sum(stats["samples"].values()) + graph_rows == n_rows
     assert stats["beam_counters"]["rows/read_interactions"] == n_rows
 
     schema = tfgnn.read_schema(os.path.join(memory_out, "graph_schema.pbtxt"))
@@ -60,6 +63,14 @@ def test_outputs_satisfy_the_contract(memory_out, data_dir):
             sample = parse(record)
             held_out.add((sample["nodes/user.#id"][0], sample["nodes/item.#id"][0]))
     assert graph_edges and held_out and not graph_edges & held_out
+    supervised = set()
+    for record in records["train"]:
+        sample = parse(record)
+        supervised.add((sample["nodes/user.#id"][0], sample["nodes/item.#id"][0]))
+    assert not graph_edges & supervised  # graph rows and supervising rows are disjoint
+    # The vocabulary holds the ids of the graph rows too (they are sampled neighbours).
+    vocab = {line.split("\t")[0] for line in _lines(f"{memory_out}/vocab/user-*")}
+    assert {u for u, _ in graph_edges} <= vocab
     for split_records in records.values():
         for record in split_records:
             sample = parse(record)
@@ -107,7 +118,9 @@ u3,i3,16,0,1
 def test_bad_rows_go_to_rejected_with_their_reasons(tmp_path):
     (tmp_path / "log.csv").write_text(BAD_CSV)
     out = str(tmp_path / "out")
-    assert _run("--input", str(tmp_path / "log.csv"), "--output", out, "--nested_tasks") == 0
+    # Three rows are too few to divide: with shared graphs each becomes a sample.
+    args = ("--input", str(tmp_path / "log.csv"), "--output", out, "--graph_split", "shared")
+    assert _run(*args, "--nested_tasks") == 0
     rejected = [json.loads(line) for line in _lines(f"{out}/rejected/*.jsonl")]
     assert sorted(r["reason"] for r in rejected) == sorted(
         ["wrong_column_count", "empty_id", "bad_label", "bad_timestamp", "nested_label_violation"]
@@ -150,12 +163,15 @@ def test_positives_only_log_with_negatives_and_random_split(tmp_path):
     code = _run(
         "--input", str(tmp_path / "log.csv"), "--output", out, "--user_col", "user",
         "--item_col", "item", "--tasks", "favorite,purchase", "--label_cols", "fav,buy",
-        "--negatives_per_positive", "2", "--split", "random", "--fanouts", "3,2",
+        "--negatives_per_positive", "2", "--negative_sampling", "popularity",
+        "--split", "random", "--fanouts", "3,2",
     )  # fmt: skip
     assert code == 0
     stats = json.load(open(os.path.join(out, "stats.json")))
     assert stats["tasks"] == ["favorite", "purchase"]
     assert stats["config"]["split"] == "random" and stats["negatives_short"] == 0
+    assert stats["config"]["negative_sampling"] == "popularity"
+    assert stats["config"]["graph_split"] == "random"
     rows = sum(e["rows"] for e in stats["examples"].values())
     positives = sum(e["positives_favorite"] for e in stats["examples"].values())
     assert positives == 40 and rows == 40 + 2 * 40

@@ -5,8 +5,9 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines.records import Interaction
-from beam_pipelines.split import AssignSplits, time_cutoff
+from beam_pipelines.hashing import uniform
+from beam_pipelines.records import Interaction, pair_key
+from beam_pipelines.split import AssignSplits, SplitGraphRows, time_cutoff
 
 
 def test_time_cutoff_takes_the_newest_share():
@@ -86,3 +87,75 @@ def test_bad_settings():
         AssignSplits("weekly", True)
     with pytest.raises(ValueError, match="test_fraction"):
         AssignSplits("auto", True, test_fraction=1.5)
+
+
+def _check_sides(rows, mode, check, has_time=True, fraction=0.5, seed=0):
+    """Runs SplitGraphRows and calls check(graph rows, supervising rows, disjoint)."""
+    with TestPipeline(runner="FnApiRunner") as p:
+        divided = p | beam.Create(rows) | SplitGraphRows(mode, has_time, fraction, seed)
+        tagged = (
+            divided.graph | "G" >> beam.Map(lambda r: ("graph", r)),
+            divided.supervise | "S" >> beam.Map(lambda r: ("supervise", r)),
+        ) | beam.Flatten()
+
+        def matcher(actual, disjoint=divided.disjoint):
+            sides = {"graph": [], "supervise": []}
+            for side, row in actual:
+                sides[side].append(row)
+            check(sorted(sides["graph"]), sorted(sides["supervise"]), disjoint)
+
+        assert_that(tagged, matcher)
+
+
+def test_time_graph_split_builds_graphs_from_the_oldest_rows():
+    def check(graph, supervise, disjoint):
+        assert disjoint and len(graph) == 600 and len(supervise) == 1400
+        assert max(r.timestamp for r in graph) < min(r.timestamp for r in supervise)
+
+    _check_sides(_rows(), "time", check, fraction=0.3)
+
+
+def test_random_graph_split_is_seeded_disjoint_and_keeps_a_pair_together():
+    rows = _rows() + [r._replace(timestamp=r.timestamp + 5000) for r in _rows()[:300]]
+
+    def expected(seed):  # the contract: a seeded hash of the pair decides
+        return {
+            (r.user_id, r.item_id)
+            for r in rows
+            if uniform(seed, "graph", pair_key(r.user_id, r.item_id)) < 0.4
+        }
+
+    def check(graph, supervise, disjoint, seed):
+        assert disjoint and len(graph) + len(supervise) == len(rows)
+        pairs = [{(r.user_id, r.item_id) for r in side} for side in (graph, supervise)]
+        assert not pairs[0] & pairs[1]  # both exposures of a pair on one side
+        assert pairs[0] == expected(seed) and 0.35 < len(pairs[0]) / 2000 < 0.45
+
+    assert expected(1) != expected(2)
+    for seed in (1, 2):
+        _check_sides(
+            rows, "random", lambda *a, seed=seed: check(*a, seed), has_time=False, fraction=0.4,
+            seed=seed,
+        )  # fmt: skip
+
+
+def test_shared_graph_split_uses_every_row_for_both():
+    def check(graph, supervise, disjoint):
+        assert not disjoint and graph == supervise == sorted(_rows(50))
+
+    _check_sides(_rows(50), "shared", check)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("leaky", True, 0.5), "unknown graph split"),
+        (("time", False, 0.5), "needs timestamps"),
+        (("auto", True, 0.5), "unknown graph split"),
+        (("random", True, 1.0), r"graph_fraction must be in \(0, 1\)"),
+        (("time", True, 0.0), r"graph_fraction must be in \(0, 1\)"),
+    ],
+)
+def test_bad_graph_split_settings(args, message):
+    with pytest.raises(ValueError, match=message):
+        SplitGraphRows(*args)

@@ -1,7 +1,6 @@
 """Tests for beam_pipelines.adapters.tmall: aggregation, features, rejects, row counts."""
 
 import datetime
-import gzip
 from collections import Counter
 
 import apache_beam as beam
@@ -14,6 +13,7 @@ from beam_pipelines.adapters.base import InputConfig, InputError
 from beam_pipelines.adapters.tmall import ReadTmall, parse_mmdd
 from beam_pipelines.records import Interaction
 from tests.beam_pipelines.adapters.row_balance import balance, balanced
+from tests.beam_pipelines.adapters.text_files import write_lines
 
 LOG_HEADER = "user_id,item_id,cat_id,seller_id,brand_id,time_stamp,action_type"
 GOOD_LOG = [
@@ -73,13 +73,7 @@ EXPECTED_USERS = [
 
 
 def _write(path, header, lines):
-    text = "\n".join([header, *lines]) + "\n"
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
+    return write_lines(path, [header, *lines])
 
 
 @pytest.fixture
