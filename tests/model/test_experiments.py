@@ -1,11 +1,13 @@
 """`model.experiments`: the run plan, resuming, the report from a fixed runs.csv, a real run."""
 
+import argparse
 import json
 import os
 
 import numpy as np
 import pytest
 
+from model import config as config_lib
 from model import experiments
 from model.config import TrainConfig
 from model.experiments import Run, Variant
@@ -21,11 +23,72 @@ def test_plan_runs_each_config_once_per_seed_and_ngcf_per_task():
     assert keys.count("mogenet-seed=0") == 1 and "mogenet-seed=1" in keys
     assert "ngcf-tasks=click-seed=0" in keys and "ngcf-tasks=conversion-seed=1" in keys
     assert "mogenet-kappa=concat-seed=1" in keys and "mogenet-graph_experts=0-seed=0" in keys
-    assert "mogenet-cooperative=False-l2=False-seed=0" in keys
-    # 8 baselines (NGCF twice) + MoGENet + 3 other κ + 3 other losses + 4 other expert counts
-    assert len(runs) == 2 * (9 + 1 + 3 + 3 + 4)
+    assert "mogenet-cooperative=False-uncertainty=False-seed=0" in keys
+    assert "mogenet-l2=False-seed=1" in keys  # the L2 ablation beside Table 5
+    # 8 baselines (NGCF twice) + MoGENet + 3 other κ + 3 other losses + the L2
+    # ablation + 4 other expert counts
+    assert len(runs) == 2 * (9 + 1 + 3 + 3 + 1 + 4)
     with pytest.raises(ValueError, match="no Table 7"):
         experiments.plan_runs((7,), (), 1, TASKS)
+
+
+def test_table5_is_the_papers_loss_ablation_down_to_the_training_flags(monkeypatch):
+    from model import train
+
+    # i = plain sum of BCEs, ii = uncertainty weighting, iii = cooperative loss; L2 on.
+    paper = {
+        "i": (False, False),
+        "i + ii": (True, False),
+        "i + iii": (False, True),
+        "i + ii + iii": (True, True),
+    }
+    (_, rows), (l2_title, l2_rows) = experiments.table_variants(5)
+    assert [v.label for v in rows] == list(paper)
+    assert "not in the paper" in l2_title and [v.label for v in l2_rows] == ["i + ii + iii − L2"]
+    # The full loss is MoGENet's default: the same run as Table 2's MoGENet.
+    assert rows[-1].overrides == () == experiments.table_variants(2)[0][1][-1].overrides
+
+    commands = []
+    monkeypatch.setattr(
+        experiments.subprocess,
+        "run",
+        lambda command, **_: commands.append(command) or argparse.Namespace(returncode=0),
+    )
+    runs = experiments.plan_runs((5,), (), seeds=1, tasks=TASKS)
+    assert len(runs) == 5
+    for run in runs:
+        experiments.train_run(run, "data", "dir", TrainConfig(), TASKS)
+    # What model.train reads from each command line.
+    configs = [
+        config_lib.from_flags(train.parse_args(command[3:]), config_lib.ModelConfig)
+        for command in commands
+    ]
+    switches = [(c.uncertainty, c.cooperative, c.l2) for c in configs]
+    assert switches == [(u, co, True) for u, co in paper.values()] + [(True, True, False)]
+    assert all(
+        c == config_lib.ModelConfig(uncertainty=c.uncertainty, cooperative=c.cooperative, l2=c.l2)
+        for c in configs
+    )
+
+
+def test_table5_report_has_the_papers_rows_and_the_l2_ablation_apart(tmp_path):
+    sections = experiments.table_variants(5)
+    rows = []
+    for seed, noise in enumerate((0.0, 0.002, -0.001)):
+        for k, variant in enumerate(v for _, vs in sections for v in vs):
+            value = 0.6 + 0.001 * k + noise * (1 + 0.1 * k)
+            rows.append(_row(variant, seed, {t: value for t in TASKS}))
+    report = experiments.write_report(rows, TASKS, 3, (5,), (), str(tmp_path), "cmd")
+    text = open(report).read()
+    assert "## Table 5 — the losses: i the original loss (plain sum of BCEs)" in text
+    assert "L2 on in every row" in text
+    table = text.split("## Table 5")[1]
+    labels = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| i")]
+    assert labels == ["i", "i + ii", "i + iii", "i + ii + iii", "i + ii + iii − L2"]
+    paper, ablation = table.split(experiments.L2_ABLATION)
+    ablated = 0.604 + np.array([0.0, 0.002, -0.001]) * 1.4  # k = 4
+    assert "− L2" not in paper
+    assert f"| i + ii + iii − L2 | {ablated.mean():.4f} ± {ablated.std(ddof=1):.4f}" in ablation
 
 
 def _fake_metrics(run):
