@@ -19,6 +19,7 @@ KAPPAS = ("product", "concat", "add", "mlp")
 CHANNELS = ("G", "U", "I")
 EDGE_WEIGHTS = ("prior", "scale", "none")
 L2_SCOPES = ("embeddings", "all")
+GRAPH_NORMS = ("none", "layer")
 OPTIMIZERS = ("adam", "row_sparse_adam")
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
 # Validation signals that choose the best epoch (`TrainConfig.monitor`).
@@ -43,6 +44,11 @@ class ModelConfig:
         message by w, "none" ignores them.
       leaky_relu_alpha: Negative slope of every LeakyReLU.
       kappa: κ, the interaction of two channel states in Z.
+      graph_norm: "layer" layer-normalises each channel state (learned gain
+        and offset per tree) before κ, so that Z reaches the logit at the
+        scale of the expert outputs (a departure from §2.3, where the LSTM-like
+        update leaves the states about 6x smaller than the encodings and Z
+        about 100x smaller than the experts); "none" is the paper's form.
       num_experts: N, experts in the mixture.
       graph_experts: How many experts (from the first) are graph enhanced,
         0..min(N, 4); 0 runs no MGNN at all (plain MMoE).
@@ -71,6 +77,7 @@ class ModelConfig:
     edge_weight: str = "prior"
     leaky_relu_alpha: float = 0.2
     kappa: str = "product"
+    graph_norm: str = "none"
     num_experts: int = 4
     graph_experts: int = 4
     expert_units: tuple[int, ...] = (32, 32)
@@ -92,6 +99,7 @@ class ModelConfig:
         _check_choice("kappa", self.kappa, KAPPAS)
         _check_choice("edge_weight", self.edge_weight, EDGE_WEIGHTS)
         _check_choice("l2_scope", self.l2_scope, L2_SCOPES)
+        _check_choice("graph_norm", self.graph_norm, GRAPH_NORMS)
         for channel in self.channels:
             _check_choice("channels", channel, CHANNELS)
         if not 0 <= self.graph_experts <= min(self.num_experts, 4):

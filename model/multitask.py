@@ -93,6 +93,12 @@ class GraphMultiTaskModel(tfrs.models.Model):
             for channel in sorted({TREE_CHANNEL[tree] for tree in self.trees})
         }
         self.kappa = PairInteraction(config.kappa, slope, name="kappa")
+        self.state_norms = {}
+        if config.graph_norm == "layer":
+            self.state_norms = {
+                tree: tf.keras.layers.LayerNormalization(name=f"state_norm_{tree}")
+                for tree in sorted({t for pair in Z_PAIRS for t in pair})
+            }
         self.log_variance = self.add_weight(
             name="log_variance", shape=[len(self.task_names)], initializer="zeros"
         )
@@ -215,7 +221,13 @@ class GraphMultiTaskModel(tfrs.models.Model):
         raise NotImplementedError
 
     def graph_features(self, states):
-        """Z of §2.3: [κ(h_a, h_b) for (a, b) in Z_PAIRS] stacked, [B, 4, d_κ]."""
+        """Z of §2.3: [κ(h_a, h_b) for (a, b) in Z_PAIRS] stacked, [B, 4, d_κ].
+
+        With `graph_norm="layer"` each state is layer-normalised first (see
+        `ModelConfig.graph_norm`).
+        """
+        if self.state_norms:
+            states = {tree: self.state_norms[tree](state) for tree, state in states.items()}
         return tf.stack([self.kappa((states[a], states[b])) for a, b in Z_PAIRS], 1)
 
     def _tree_inputs(self, tree, encoded, inputs):

@@ -246,3 +246,33 @@ def test_weights_save_and_reload_to_identical_predictions(data, tmp_path):
     assert restored_entities["user"].ids == entities["user"].ids
     for task, scores in model(batch).items():
         np.testing.assert_array_equal(restored(batch)[task].numpy(), scores.numpy())
+
+
+def test_graph_norm_brings_z_to_the_scale_of_the_experts(data):
+    _, _, _, batch, _ = data
+    stds = {}
+    for norm in ("none", "layer"):
+        tf.keras.utils.set_random_seed(0)
+        model = _model(data, graph_norm=norm)
+        encoded, dense, _ = model.encode(batch)
+        roots, states = model.tree_states(encoded, dense)
+        z = model.graph_features(states).numpy()
+        experts = model.experts(tf.concat([roots["user"], roots["item"]], -1)).numpy()
+        stds[norm] = z.std() / experts.std()
+    # The paper's form leaves Z far below the expert outputs; normalised states do not.
+    assert stds["none"] < 0.05 and 0.3 < stds["layer"] < 30
+    assert {v.name.split("/")[1] for v in model.variables if "state_norm" in v.name} == {
+        f"state_norm_{tree}" for tree in ("G_i", "G_u", "I", "U")
+    }
+
+
+def test_graph_norm_weights_save_and_reload(data, tmp_path):
+    _, _, entities, batch, labels = data
+    model = _model(data, graph_norm="layer")
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.train_on_batch(batch, labels)
+    trained.save(model, str(tmp_path), entities)
+    restored, _ = trained.load(str(tmp_path))
+    assert restored.config.graph_norm == "layer"
+    for task, scores in model(batch).items():
+        np.testing.assert_array_equal(restored(batch)[task].numpy(), scores.numpy())
