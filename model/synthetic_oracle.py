@@ -1,6 +1,6 @@
 """The best GAUC any model can reach on the synthetic data: the generating model's own scores.
 
-  python -m model.synthetic_oracle --data OUT --users 2000 --items 500 --seed 7
+  python -m model.synthetic_oracle --data OUT --users 4000 --items 500 --mean_exposures 40 --seed 7
 
 `beam_pipelines.synthetic` draws every label from known probabilities, so
 the ceiling of a split is the GAUC of those probabilities on its samples

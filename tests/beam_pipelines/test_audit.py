@@ -54,7 +54,7 @@ def test_user_aucs_agree_with_sklearn_ties_included():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit_data")
-    synthetic.generate(str(out), users=2000, items=500, seed=7)
+    synthetic.generate(str(out), users=2000, items=500, seed=7, mean_exposures=15.0)
     return str(out)
 
 

@@ -25,9 +25,11 @@ def _read_csv(path):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """The default-size data set, with latent assignments and parsed files."""
+    """A 2000-user data set (mean 15 exposures), with latent assignments and parsed files."""
     out = tmp_path_factory.mktemp("synthetic")
-    summary = synthetic.generate(out, users=USERS, items=ITEMS, seed=SEED, return_latent=True)
+    summary = synthetic.generate(
+        out, users=USERS, items=ITEMS, seed=SEED, mean_exposures=15.0, return_latent=True
+    )
     inter_header, inter = _read_csv(summary["paths"]["interactions"])
     user_header, user_rows = _read_csv(summary["paths"]["user_features"])
     item_header, item_rows = _read_csv(summary["paths"]["item_features"])
