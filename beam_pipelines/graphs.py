@@ -1,9 +1,13 @@
-"""The three graphs of the paper (§2), built from the training split only.
+"""The three graphs of the paper (§2), built from the graph rows only.
+
+The graph rows are the part of the training split that builds the graphs
+(:class:`beam_pipelines.split.SplitGraphRows`); the other rows supervise.
 
 * G, the user-item bipartite graph: an edge (u, i) iff the sum of the pair's
-  labels in the training split is at least 1. Pairs that also occur in the
-  validation or test split are left out, so that no graph holds an edge of a
-  held-out pair (with a time split the same pair can fall on both sides).
+  labels in the graph rows is at least 1. Pairs that also occur in a
+  supervising, validation or test row are left out, so that no graph holds an
+  edge of a pair that is labelled in a sample (with a time split the same pair
+  can fall on both sides).
 * G^U and G^I, the user-user and item-item collaborative similarity graphs,
   computed from G's edges (see :mod:`beam_pipelines.similarity`).
 """
@@ -44,8 +48,8 @@ class Graphs(NamedTuple):
       edges: G's edges as (user, item).
       user_sim: G^U's edges as (user, similar user, similarity).
       item_sim: G^I's edges as (item, similar item, similarity).
-      held_out_edges_removed: One element, the number of training edges left
-        out because their pair is held out.
+      held_out_edges_removed: One element, the number of graph-row edges left
+        out because their pair is also labelled in a sample.
     """
 
     edges: beam.PCollection
@@ -57,8 +61,9 @@ class Graphs(NamedTuple):
 class BuildGraphs(beam.PTransform):
     """Builds G, G^U and G^I.
 
-    Input: a dict with "train" (Interactions of the training split) and
-    "held_out" (Interactions of the validation and test splits).
+    Input: a dict with "train" (the Interactions that build the graphs) and
+    "held_out" (the Interactions whose pairs must stay out of them: the
+    supervising, validation and test rows).
 
     Args:
       config: A GraphConfig.

@@ -28,7 +28,7 @@ from beam_pipelines.negative_sampler import UNIFORM, AddSampledNegatives
 from beam_pipelines.pair_sampler import MEMORY, RankNeighbors, SamplePairs
 from beam_pipelines.sample_layout import SampleLayout
 from beam_pipelines.sample_writer import WriteSamples
-from beam_pipelines.split import RANDOM, AssignSplits, SplitGraphRows
+from beam_pipelines.split import RANDOM, SHARED, AssignSplits, SplitGraphRows
 
 # Written last, by a run that finished: its OUT is not replaced without --overwrite.
 SUCCESS = "_SUCCESS"
@@ -244,21 +244,20 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     # The rows that build the graphs and the rows that supervise are disjoint
     # (unless --graph_split shared): a training sample sees no graph computed
     # from its own row, like a validation or test sample and a serving request.
-    divided = rows["train"] | "GraphRows" >> SplitGraphRows(
+    train_split = rows["train"]  # every id in it is in the vocabulary
+    divided = train_split | "GraphRows" >> SplitGraphRows(
         config.graph_split, data.has_time, config.graph_fraction, config.seed
     )
-    rows["train"] = divided.supervise
-    supervised = [by_split[1], by_split[2]]
-    if divided.disjoint:
-        supervised.append(rows["train"] | "TagTrain" >> beam.Map(lambda r: ("train", r)))
-    else:
-        supervised.append(by_split[0])
-    split = supervised | "Supervised" >> beam.Flatten()
-    graph_rows = divided.graph
-    for name, pcoll in (
-        ("", split),
-        ("graph_", graph_rows | "TagGraph" >> beam.Map(lambda r: ("graph", r))),
-    ):
+    rows["train"], graph_rows = divided.supervise, divided.graph
+    split = (
+        rows["train"] | "TagTrain" >> beam.Map(lambda r: ("train", r)),
+        by_split[records.SPLITS.index("valid")],
+        by_split[records.SPLITS.index("test")],
+    ) | "Supervised" >> beam.Flatten()
+    labelled = {"": split}
+    if divided.disjoint:  # in shared mode the graph rows are the training rows
+        labelled["graph_"] = graph_rows | "TagGraph" >> beam.Map(lambda r: ("graph", r))
+    for name, pcoll in labelled.items():
         stat_parts.append(
             pcoll
             | f"{name}Labels" >> beam.MapTuple(lambda s, r: (s, (1, *r.labels)))
@@ -300,12 +299,6 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     )
     stat_parts.append(samples | "Audit" >> audit.AuditSamples(layout, tasks[0], graphs.edges))
 
-    # The vocabulary: every id of the training split, graph rows included.
-    known_rows = (
-        (graph_rows, rows["train"]) | "KnownRows" >> beam.Flatten()
-        if divided.disjoint
-        else rows["train"]
-    )
     for table, feats, index in (
         ("user", data.user_features, 0),
         ("item", data.item_features, 1),
@@ -322,7 +315,9 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
             | f"Kinds_{table}" >> beam.CombineGlobally(_FeatureKinds())
             | f"KindStat_{table}" >> beam.Map(lambda kinds, t=table: ("features", {t: kinds}))
         )
-        _ = known_rows | f"Vocab_{table}" >> _Vocabulary(output_path(config, "vocab", table), index)
+        _ = train_split | f"Vocab_{table}" >> _Vocabulary(
+            output_path(config, "vocab", table), index
+        )
 
     _ = (
         stat_parts
@@ -414,6 +409,11 @@ def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict
             f"see {output_path(config, 'rejected')}/ and stats.json"
             if read
             else "the input holds no interaction rows"
+        )
+    if config.graph_split != SHARED and "graph" not in examples:
+        raise InputError(
+            "no training row is left to build the graphs; raise --graph_fraction, or with "
+            "--graph_split time check that the training rows span more than one timestamp"
         )
     if merged["examples"]["train"]["rows"] == 0:
         raise InputError(

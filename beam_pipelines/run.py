@@ -262,7 +262,7 @@ def _log_summary(summary: dict, output: str) -> None:
     graphs = summary.get("graphs", {})
     logging.info(
         "graphs: G %d edges (%d users, %d items), G^U %d edges, G^I %d edges; "
-        "%d held-out pairs kept out of G",
+        "%d pairs labelled in samples kept out of G",
         graphs.get("G_user_degree", {}).get("edges", 0),
         graphs.get("G_user_degree", {}).get("nodes", 0),
         graphs.get("G_item_degree", {}).get("nodes", 0),
@@ -270,6 +270,22 @@ def _log_summary(summary: dict, output: str) -> None:
         graphs.get("GI_degree", {}).get("edges", 0),
         graphs.get("held_out_edges_removed", 0),
     )
+    graph_rows = summary.get("examples", {}).get("graph", {}).get("rows")
+    if graph_rows is not None:
+        logging.info("graph rows: %d (they build the graphs and are not samples)", graph_rows)
+    gaps = [
+        (abs(v["train"] - v["test"]), name)
+        for name, v in summary.get("audit", {}).get("gauc", {}).items()
+        if "train" in v and "test" in v
+    ]
+    if gaps:
+        gap, name = max(gaps)
+        logging.info(
+            "tells audit: largest train-test gap %.3f (%s); python -m beam_pipelines.audit %s",
+            gap,
+            name,
+            output,
+        )
     samples = summary.get("samples", {})
     logging.info(
         "samples: %s in %.1f s -> %s",

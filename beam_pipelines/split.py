@@ -20,8 +20,8 @@ validation or test sample and a serving request do not:
   * ``time``: the oldest `graph_fraction` of the training rows build the
     graphs, the newer rows supervise (graphs from history, labels from what
     came after; the cut-off is a timestamp quantile, as for the test split).
-    Measured on the default synthetic data, its item-degree statistic drifts
-    between train and test (0.020 against random's 0.016; README);
+    Measured on synthetic data, its item-degree statistic drifted between
+    train and test more than random's (0.020 against 0.016; README);
   * ``shared``: every training row both builds the graphs and supervises, as
     in the paper. This leaks: a training positive's own edge shapes its
     user's and item's similarity neighbours, and (skipped from G) leaves it

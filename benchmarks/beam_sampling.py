@@ -104,7 +104,11 @@ def main() -> None:
         data = os.path.join(args.workdir, f"data-{n}")
         shutil.rmtree(data, ignore_errors=True)
         summary = synthetic.generate(
-            data, users=max(10, n // 15), items=max(10, n // 50), seed=args.seed
+            data,
+            users=max(10, n // 15),
+            items=max(10, n // 50),
+            seed=args.seed,
+            mean_exposures=15.0,  # about n interactions: n // 15 users with 15 each
         )
         for strategy in strategies:
             output = os.path.join(args.workdir, f"out-{n}-{strategy}")

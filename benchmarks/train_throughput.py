@@ -61,7 +61,11 @@ def make_data(workdir: str, interactions: int, seed: int) -> str:
         return out
     raw = os.path.join(workdir, f"train-logs-{interactions}")
     synthetic.generate(
-        raw, users=max(10, interactions // 15), items=max(10, interactions // 50), seed=seed
+        raw,
+        users=max(10, interactions // 15),
+        items=max(10, interactions // 50),
+        seed=seed,
+        mean_exposures=15.0,  # about `interactions` rows: one user per 15
     )
     print(f"preprocessing {interactions:,} interactions into {out} ...", flush=True)
     subprocess.run(

@@ -3,8 +3,11 @@
 import json
 import os
 
+import apache_beam as beam
 import numpy as np
 import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
 from sklearn.metrics import roc_auc_score
 
 from beam_pipelines import audit, run, synthetic
@@ -91,3 +94,42 @@ def test_audit_cli_refuses_output_without_an_audit(tmp_path, capsys):
     assert audit.main([str(tmp_path)]) == 2
     assert "has no audit" in capsys.readouterr().err
     assert audit.main([str(tmp_path / "missing")]) == 2
+
+
+def test_audit_transform_weights_users_skips_one_class_ones_and_joins_the_degree():
+    layout = SampleLayout((2,))
+    edges = [("x", "i1"), ("y", "i1"), ("z", "i1"), ("x", "i2")]  # degrees: i1 3, i2 1, i3 0
+    graph = {(IU, "i1"): (("x", "y", "z"), (1.0,) * 3), (IU, "i2"): (("x",), (1.0,))}
+    sampler = PairSampler(layout, ("click",))
+
+    def record(user, item, label):
+        pair = Interaction(user, item, None, (label,))
+        return sampler.encode(pair, sampler.parts(CHANNELS, user, item, graph.get))
+
+    train = [("uA", "i1", 1), ("uA", "i2", 0), ("uA", "i3", 0), ("uB", "i1", 0), ("uB", "i2", 1)]
+    train += [("uC", "i1", 1), ("uC", "i2", 1)]  # one class only: skipped
+    test = [("uD", "i1", 1), ("uD", "i3", 0)]
+    batches = [("train", [record(*t) for t in train]), ("test", [record(*t) for t in test])]
+
+    def check(stats):
+        merged = {"gauc": {}, "users": {}}
+        for key, value in stats:
+            assert key == "audit"
+            merged["task"] = value.get("task", merged.get("task"))
+            merged["users"].update(value.get("users", {}))
+            for name, by_split in value.get("gauc", {}).items():
+                merged["gauc"].setdefault(name, {}).update(by_split)
+        assert merged["task"] == "click" and merged["users"] == {"train": 2, "test": 1}
+        gauc = merged["gauc"]
+        # uA: its positive has the highest degree (AUC 1, 3 samples); uB: the lowest (AUC 0, 2).
+        assert gauc[audit.ITEM_DEGREE] == {"train": 0.6, "test": 1.0}
+        assert gauc["G_i_hop1_real"] == {"train": 0.6, "test": 1.0}  # 2, 1 and 0 real
+        assert gauc["G_u_hop1_real"] == {"train": 0.5, "test": 0.5}  # no user has G edges
+
+    with TestPipeline(runner="FnApiRunner") as p:
+        stats = (
+            p
+            | "Batches" >> beam.Create(batches)
+            | audit.AuditSamples(layout, "click", p | "Edges" >> beam.Create(edges))
+        )
+        assert_that(stats, check)

@@ -182,3 +182,38 @@ def test_positives_only_log_with_negatives_and_random_split(tmp_path):
         len(sample["nodes/user.#id"])
         == json.load(open(os.path.join(out, "layout.json")))["node_set_sizes"]["user"]
     )
+
+
+def test_time_graph_split_keeps_a_pair_labelled_later_out_of_the_graphs(tmp_path):
+    # u1 clicked i1 early (a graph row) and again late (a supervising row): the
+    # pair is labelled in a sample, so its edge must not be in G.
+    lines = ["user_id,item_id,timestamp,click,conversion"]
+    lines += [f"u{k % 5},i{k % 7},{k},1,0" for k in range(2, 22)]
+    lines += ["u1,i1,1,1,0", "u1,i1,30,1,0"]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    out = str(tmp_path / "out")
+    code = _run(
+        "--input", str(tmp_path / "log.csv"), "--output", out, "--graph_split", "time",
+        "--graph_fraction", "0.4", "--test_fraction", "0", "--valid_fraction", "0",
+        "--fanouts", "2",
+    )  # fmt: skip
+    assert code == 0
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    assert stats["config"]["graph_split"] == "time" and stats["config"]["graph_fraction"] == 0.4
+    # The newest 60% of the 22 rows (13.2, so down to timestamp 9) supervise; 1..8 build graphs.
+    assert stats["examples"]["graph"]["rows"] == 8 and stats["examples"]["train"]["rows"] == 14
+    graph_edges = {tuple(line.split()) for line in _lines(f"{out}/graphs/bipartite-*")}
+    assert graph_edges and ("u1", "i1") not in graph_edges
+    assert stats["graphs"]["held_out_edges_removed"] >= 1
+
+
+def test_no_graph_rows_is_a_clear_error(tmp_path, capsys):
+    lines = ["user_id,item_id,timestamp,click,conversion"]
+    lines += [f"u{k},i{k},5,1,0" for k in range(10)]  # one timestamp: nothing is older
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    code = _run(
+        "--input", str(tmp_path / "log.csv"), "--output", str(tmp_path / "out"),
+        "--graph_split", "time", "--test_fraction", "0", "--valid_fraction", "0",
+    )  # fmt: skip
+    assert code == 2
+    assert "no training row is left to build the graphs" in capsys.readouterr().err
