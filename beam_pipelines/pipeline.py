@@ -29,6 +29,7 @@ from beam_pipelines.pair_sampler import MEMORY, RankNeighbors, SamplePairs
 from beam_pipelines.sample_layout import SampleLayout
 from beam_pipelines.sample_writer import WriteSamples
 from beam_pipelines.split import RANDOM, SHARED, AssignSplits, SplitGraphRows
+from beam_pipelines.user_sample import SampleUsers
 
 # Written last, by a run that finished: its OUT is not replaced without --overwrite.
 SUCCESS = "_SUCCESS"
@@ -66,6 +67,8 @@ class PreprocessConfig:
       negatives_per_positive: Sampled negatives per positive row (0 = none).
       negative_sampling: "uniform" or "popularity".
       negative_alpha: Exponent of the popularity distribution.
+      user_fraction: Share of the users kept, with all their rows (1 = all);
+        see :mod:`beam_pipelines.user_sample`.
       similarity: "cosine" or "jaccard".
       sim_top_k: Neighbours kept per node in G^U and G^I.
       max_pivot_degree: Hot-node cap of the similarity computation.
@@ -83,6 +86,7 @@ class PreprocessConfig:
     negatives_per_positive: int = 0
     negative_sampling: str = UNIFORM
     negative_alpha: float = 0.75
+    user_fraction: float = 1.0
     similarity: str = "cosine"
     sim_top_k: int = 10
     max_pivot_degree: int = 200
@@ -221,6 +225,20 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     )
 
     interactions = data.interactions
+    if config.user_fraction < 1.0:
+        interactions, left_out = interactions | "SampleUsers" >> SampleUsers(
+            config.user_fraction, config.seed
+        )
+        stat_parts.append(
+            left_out
+            | "UserSampleStat"
+            >> beam.Map(
+                lambda n, f=config.user_fraction: (
+                    "user_sample",
+                    {"user_fraction": f, "rows_dropped": n},
+                )
+            )
+        )
     if config.negatives_per_positive:
         interactions, short = interactions | "Negatives" >> AddSampledNegatives(
             config.negatives_per_positive,

@@ -124,6 +124,14 @@ def parser() -> argparse.ArgumentParser:
     )
 
     job = p.add_argument_group("split, graphs and sampling")
+    job.add_argument(
+        "--user_fraction",
+        type=float,
+        default=1.0,
+        help="Keep a seeded sample of this share of the users, each with all their rows "
+        "(for experiments within a time budget); the rows left out are counted in "
+        "stats.json (user_sample).",
+    )
     job.add_argument("--split", choices=MODES, default="auto", help="auto: by time if timed.")
     job.add_argument("--test_fraction", type=float, default=0.2, help="Share of rows in test.")
     job.add_argument(
@@ -207,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         negatives_per_positive=args.negatives_per_positive,
         negative_sampling=args.negative_sampling,
         negative_alpha=args.negative_alpha,
+        user_fraction=args.user_fraction,
         similarity=args.similarity,
         sim_top_k=args.sim_top_k,
         max_pivot_degree=args.max_pivot_degree,

@@ -49,7 +49,9 @@ class ModelConfig:
         scale of the expert outputs (a departure from §2.3: the LSTM-like
         update leaves the states small, and at initialisation Z is about 400x
         smaller than the expert outputs on the planted test fixture, 2x with
-        "layer"); "none" is the paper's form.
+        "layer"); "none" is the paper's form. "layer" is the default: on the
+        demo data's validation split it beat "none" on both seeds tried
+        (reports/validation-choices/NOTES.md).
       num_experts: N, experts in the mixture.
       graph_experts: How many experts (from the first) are graph enhanced,
         0..min(N, 4); 0 runs no MGNN at all (plain MMoE).
@@ -78,7 +80,7 @@ class ModelConfig:
     edge_weight: str = "prior"
     leaky_relu_alpha: float = 0.2
     kappa: str = "product"
-    graph_norm: str = "none"
+    graph_norm: str = "layer"
     num_experts: int = 4
     graph_experts: int = 4
     expert_units: tuple[int, ...] = (32, 32)
