@@ -121,6 +121,9 @@ class TrainConfig:
       optimizer: "row_sparse_adam" (Adam whose embedding updates touch only
         the batch's rows; `model.optimizers`) or "adam" (Keras' Adam).
       learning_rate: Adam's learning rate.
+      embedding_lr_scale: row_sparse_adam only: the embedding tables'
+        learning rate is `learning_rate` times this (a user's row is in few
+        batches, so at the paper's rate it barely moves).
       batch_size: Global batch size.
       epochs: Maximum epochs.
       patience: Epochs without a better `monitor` value before stopping.
@@ -141,6 +144,7 @@ class TrainConfig:
 
     optimizer: str = "row_sparse_adam"
     learning_rate: float = 1e-4
+    embedding_lr_scale: float = 1.0
     batch_size: int = 256
     epochs: int = 20
     patience: int = 3
@@ -158,6 +162,10 @@ class TrainConfig:
         _check_choice("monitor", self.monitor, MONITORS)
         if self.batch_size < 1 or self.epochs < 1 or self.steps_per_execution < 1:
             raise ValueError("batch_size, epochs and steps_per_execution must be positive")
+        if not self.embedding_lr_scale > 0:
+            raise ValueError(f"embedding_lr_scale must be > 0, got {self.embedding_lr_scale}")
+        if self.embedding_lr_scale != 1.0 and self.optimizer != "row_sparse_adam":
+            raise ValueError("embedding_lr_scale needs --optimizer row_sparse_adam")
 
 
 def add_flags(parser: argparse.ArgumentParser, config_class) -> None:

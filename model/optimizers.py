@@ -17,7 +17,21 @@ from model.config import OPTIMIZERS
 
 
 class RowSparseAdam(tf.keras.optimizers.Adam):
-    """Adam with row-sparse updates for IndexedSlices gradients (see the module doc)."""
+    """Adam with row-sparse updates for IndexedSlices gradients (see the module doc).
+
+    Args:
+      learning_rate: The learning rate.
+      embedding_lr_scale: Multiplies the learning rate of the row-sparse
+        (embedding table) updates.
+      **kwargs: Passed to Adam.
+    """
+
+    def __init__(self, learning_rate=1e-3, embedding_lr_scale: float = 1.0, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.embedding_lr_scale = float(embedding_lr_scale)
+
+    def get_config(self):
+        return {**super().get_config(), "embedding_lr_scale": self.embedding_lr_scale}
 
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
@@ -28,7 +42,7 @@ class RowSparseAdam(tf.keras.optimizers.Adam):
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
         alpha = (
-            tf.cast(self.learning_rate, dtype)
+            tf.cast(self.learning_rate * self.embedding_lr_scale, dtype)
             * tf.sqrt(1 - tf.pow(beta_2, step))
             / (1 - tf.pow(beta_1, step))
         )
@@ -46,14 +60,19 @@ class RowSparseAdam(tf.keras.optimizers.Adam):
         variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + epsilon), rows))
 
 
-def make_optimizer(name: str, learning_rate: float) -> tf.keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, learning_rate: float, embedding_lr_scale: float = 1.0
+) -> tf.keras.optimizers.Optimizer:
     """Returns the optimizer called `name` ("adam" or "row_sparse_adam").
 
     Raises:
-      ValueError: For an unknown name.
+      ValueError: For an unknown name, or an embedding learning-rate scale
+        other than 1 with "adam" (whose table updates are dense).
     """
     if name == "adam":
+        if embedding_lr_scale != 1.0:
+            raise ValueError("embedding_lr_scale needs --optimizer row_sparse_adam")
         return tf.keras.optimizers.Adam(learning_rate)
     if name == "row_sparse_adam":
-        return RowSparseAdam(learning_rate)
+        return RowSparseAdam(learning_rate, embedding_lr_scale)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")

@@ -209,7 +209,11 @@ def train(
         )
         trained.build_with_dummy_batch(net, spec.layout)
         net.compile(
-            optimizer=make_optimizer(train_config.optimizer, train_config.learning_rate),
+            optimizer=make_optimizer(
+                train_config.optimizer,
+                train_config.learning_rate,
+                train_config.embedding_lr_scale,
+            ),
             steps_per_execution=steps_per_execution,
         )
         # The metrics are synchronised across replicas already: show replica 0's.

@@ -52,3 +52,22 @@ def test_make_optimizer_names():
     assert type(make_optimizer("adam", 0.1)) is tf.keras.optimizers.Adam
     with pytest.raises(ValueError, match="optimizer must be one of"):
         make_optimizer("sgd", 0.1)
+
+
+def test_embedding_lr_scale_multiplies_only_the_row_sparse_steps():
+    table, dense = tf.Variable(np.ones((3, 2), np.float32)), tf.Variable([1.0, -2.0])
+    reference = tf.Variable([1.0, -2.0])
+    optimizer, plain = RowSparseAdam(0.01, embedding_lr_scale=10.0), tf.keras.optimizers.Adam(0.01)
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.gather(table, [2]) * 0.5)
+        (grad,) = tape.gradient(loss, [table])
+        optimizer.apply_gradients([(grad, table), (tf.constant([0.3, -0.1]), dense)])
+        plain.apply_gradients([(tf.constant([0.3, -0.1]), reference)])
+    expected = _adam_rows(np.ones(2), [np.full(2, 0.5)] * 2, 0.1, 2)  # 10 x 0.01
+    np.testing.assert_allclose(table.numpy()[2], expected, rtol=1e-5)
+    np.testing.assert_array_equal(table.numpy()[:2], np.ones((2, 2)))
+    np.testing.assert_allclose(dense.numpy(), reference.numpy(), rtol=1e-6)  # dense: unscaled
+    assert make_optimizer("row_sparse_adam", 0.1, 3.0).embedding_lr_scale == 3.0
+    with pytest.raises(ValueError, match="needs --optimizer row_sparse_adam"):
+        make_optimizer("adam", 0.1, 3.0)

@@ -164,6 +164,13 @@ def test_bad_input_gets_a_one_line_error(planted, tmp_path, capsys):
     (garbled / "graph_schema.pbtxt").write_text("node_sets { oops")
     assert "is not a GraphSchema" in _error(capsys, "--data", str(garbled), "--model_dir", out)
     assert "kappa" in _error(capsys, "--data", planted, "--model_dir", out, "--kappa", "dot")
+    assert "graph_norm must be one of" in _error(
+        capsys, "--data", planted, "--model_dir", out, "--graph_norm", "batch"
+    )
+    assert "needs --optimizer row_sparse_adam" in _error(
+        capsys, "--data", planted, "--model_dir", out, "--optimizer", "adam",
+        "--embedding_lr_scale", "10",
+    )  # fmt: skip
     assert "unknown --model" in _error(
         capsys, "--data", planted, "--model_dir", out, "--model", "x"
     )
