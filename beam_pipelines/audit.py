@@ -43,6 +43,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from scipy.stats import rankdata
 
+from beam_pipelines import stats
 from beam_pipelines.records import SPLITS
 from beam_pipelines.sample_layout import (
     CHANNELS,
@@ -191,8 +192,7 @@ class AuditSamples(beam.PTransform):
             | "WithDegree" >> beam.FlatMap(with_degree)
             | "ByUser" >> beam.GroupByKey()
             | "UserAUC" >> beam.FlatMap(per_user)
-            | "SumPerStatistic"
-            >> beam.CombinePerKey(lambda pairs: tuple(map(sum, zip(*pairs, strict=True))))
+            | "SumPerStatistic" >> beam.CombinePerKey(stats.sum_columns)
             | "ToStat" >> beam.Map(to_stat)
         )
         task = parts.pipeline | "Task" >> beam.Create([("audit", {"task": self.task})])
@@ -253,19 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     path = FileSystems.join(args.output, "stats.json")
     try:
         with FileSystems.open(path) as f:
-            stats = json.loads(f.read().decode("utf-8"))
+            summary = json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError) as e:
         print(f"error: cannot read {path}: {e}", file=sys.stderr)
         return 2
-    if "audit" not in stats:
+    if "audit" not in summary:
         print(
             f"error: {path} has no audit; it was written by an older version of "
             "python -m beam_pipelines.run: rerun it",
             file=sys.stderr,
         )
         return 2
-    layout = SampleLayout(stats["config"]["fanouts"])
-    text, failed = table(stats["audit"], args.max_gap, layout)
+    layout = SampleLayout(summary["config"]["fanouts"])
+    text, failed = table(summary["audit"], args.max_gap, layout)
     print(text)
     if failed:
         print(

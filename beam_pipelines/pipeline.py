@@ -162,11 +162,6 @@ class _FeatureKinds(beam.CombineFn):
         return dict(sorted(kinds.items()))
 
 
-def _sum_columns(rows) -> list[int]:
-    """Column sums of equal-length rows (CombineGlobally also feeds it its own sums)."""
-    return [sum(column) for column in zip(*list(rows), strict=True)]
-
-
 def _label_stat(split: str, sums: list[int], tasks: Sequence[str]):
     counts = {"rows": sums[0], **{f"positives_{t}": sums[1 + k] for k, t in enumerate(tasks)}}
     return "examples", {split: counts}
@@ -279,7 +274,7 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         stat_parts.append(
             pcoll
             | f"{name}Labels" >> beam.MapTuple(lambda s, r: (s, (1, *r.labels)))
-            | f"{name}SumLabels" >> beam.CombinePerKey(_sum_columns)
+            | f"{name}SumLabels" >> beam.CombinePerKey(stats.sum_columns)
             | f"{name}LabelStats" >> beam.Map(lambda kv: _label_stat(kv[0], kv[1], tasks))
         )
 

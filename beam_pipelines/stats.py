@@ -19,6 +19,11 @@ def named_value(pcoll, name: str):
     return pcoll | f"Name_{name}" >> beam.Map(lambda v: (name, v))
 
 
+def sum_columns(rows) -> list:
+    """Column sums of equal-length rows (a combiner: it is also fed its own sums)."""
+    return [sum(column) for column in zip(*list(rows), strict=True)]
+
+
 class DegreeStatsFn(beam.CombineFn):
     """Degree distribution summary: count, min, max, mean and percentiles.
 

@@ -382,8 +382,12 @@ def table_markdown(table: int, rows, tasks, seeds: int) -> str:
     reference = variants[0].label if table == 4 else variants[-1].label
     reference_values = data[reference]
     parts = []
-    for title, section in sections:
-        values = {v.label: {t: _values(rows, v, t, seeds) for t in tasks} for v in section}
+    for k, (title, section) in enumerate(sections):
+        values = (
+            data
+            if k == 0
+            else {v.label: {t: _values(rows, v, t, seeds) for t in tasks} for v in section}
+        )
         if title:
             parts.append(f"{title}:")
         section_lines = list(lines[:2])
