@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo_out
 
-.PHONY: install test lint format demo bench-beam bench-train bench-serving clean
+.PHONY: install test lint format demo bench-beam bench-train bench-serving bench-soak clean
 
 $(STAMP): setup.py pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench-train: $(STAMP)
 bench-serving: $(STAMP)
 	$(BIN)/python benchmarks/serving_latency.py --model_base_path $(DEMO)/export/mogenet \
 		--server_args "--num_processes 2" --ceiling
+
+bench-soak: $(STAMP)
+	$(BIN)/python benchmarks/serving_soak.py --model_base_path $(DEMO)/export/mogenet \
+		--duration_s 150 --swap_every_s 4 --qps 40 --rest_qps 10
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

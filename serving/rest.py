@@ -9,20 +9,27 @@ As in TF Serving: the row format ("instances", a list of {input: value}
 objects, or of bare values when the signature has one input) answers
 {"predictions": [...]}, one entry per row; the columnar format ("inputs", an
 {input: list} object) answers {"outputs": {output: list}}; a string value may
-be given as {"b64": "<base64>"}; "signature_name" picks the signature. Errors
-answer {"error": "<message>"} with the HTTP status of the gRPC code
-(NOT_FOUND 404, INVALID_ARGUMENT and FAILED_PRECONDITION 400,
-RESOURCE_EXHAUSTED 429).
+be given as {"b64": "<base64>"}; "signature_name" picks the signature.
+
+Errors answer {"error": "<message>"} with the HTTP status TF Serving gives
+the status code (`serving.status`: NOT_FOUND 404, INVALID_ARGUMENT and
+FAILED_PRECONDITION 400, RESOURCE_EXHAUSTED 429, UNIMPLEMENTED 501, an
+unexpected error INTERNAL 500, ...), and TF Serving's messages where a client
+may parse them. As in TF Serving, a path under /v1/ that is none of the above
+answers 400 (`Malformed request: METHOD PATH`), any other path 404, and
+:classify and :regress, which this server does not implement, 501.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import ssl
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
@@ -35,21 +42,26 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from serving.server import (
     DEFAULT_SIGNATURE,
     ModelManager,
-    ServableError,
     ServerMetrics,
     check_request,
     input_dtypes,
+    model_status,
     run_signature,
 )
+from serving.status import (
+    ServableError,
+    as_servable_error,
+    http_status,
+    signature_name_not_found,
+)
 
-_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(?::(predict)|/(metadata))?$")
+log = logging.getLogger("serving.rest")
+# TF Serving's paths (tensorflow_serving/model_servers/http_rest_api_util.cc),
+# less the /labels/ of version labels.
+_PREDICT = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:(classify|regress|predict)$")
+_STATUS = re.compile(r"^/v1/models(?:/([^/:]+))?(?:/versions/(\d+))?(?:/(metadata))?$")
+_API = "/v1/"  # TF Serving's REST handler takes every path under it
 METRICS_PATH = "/monitoring/prometheus/metrics"
-_HTTP_STATUS = {
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-}
 
 
 def _bad(message: str) -> ServableError:
@@ -124,14 +136,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _route(self, method: str):
-        match = _PATH.match(self.path)
-        if not match:
-            raise ServableError(grpc.StatusCode.NOT_FOUND, f"no such path: {self.path}")
-        name, version, predict, metadata = match.groups()
-        model = self.manager.resolve(name, int(version) if version else None)
-        if method == "POST" and predict:
-            return self._predict(model)
-        if method == "GET" and metadata:
+        """Answers a request as TF Serving's HttpRestApiHandler::ProcessRequest does."""
+        predict = _PREDICT.match(self._path) if method == "POST" else None
+        if predict:
+            name, version, verb = predict.groups()
+            version = int(version) if version else None
+            if verb != "predict":
+                raise ServableError(
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    f"{verb} is not implemented by this server: use predict",
+                )
+            with self.manager.use(name, version) as model:  # held until it answers
+                return self._predict(model)
+        about = _STATUS.match(self._path) if method == "GET" else None
+        if not about:
+            if self._path.startswith(_API):
+                raise _bad(f"Malformed request: {method} {self._path}")
+            raise ServableError(grpc.StatusCode.NOT_FOUND, f"Not found: {method} {self._path}")
+        name, version, metadata = about.groups()
+        if not name:
+            raise _bad("Missing model name in request.")
+        version = int(version) if version else None
+        if metadata:
+            model = self.manager.resolve(name, version)
             signatures = get_model_metadata_pb2.SignatureDefMap()
             for key, signature in model.signature_defs.items():
                 signatures.signature_def[key].CopyFrom(signature)
@@ -139,17 +166,16 @@ class _Handler(BaseHTTPRequestHandler):
                 "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
                 "metadata": {"signature_def": json_format.MessageToDict(signatures)},
             }
-        if method == "GET" and not predict:
-            return {
-                "model_version_status": [
-                    {
-                        "version": str(model.version),
-                        "state": "AVAILABLE",
-                        "status": {"error_code": "OK", "error_message": ""},
-                    }
-                ]
-            }
-        raise ServableError(grpc.StatusCode.NOT_FOUND, f"no {method} on {self.path}")
+        model = model_status(self.manager, name, version)
+        return {
+            "model_version_status": [
+                {
+                    "version": str(model.version),
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
 
     def _predict(self, model):
         try:
@@ -165,8 +191,10 @@ class _Handler(BaseHTTPRequestHandler):
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"request body of {length} bytes is above the limit of {self.max_message_bytes}",
             )
+        data = self.rfile.read(length)
+        self._body_read = True
         try:
-            body = json.loads(self.rfile.read(length) or b"null")
+            body = json.loads(data or b"null")
         except ValueError as e:
             raise _bad(f"the body is not JSON: {e}") from None
         if not isinstance(body, dict):
@@ -174,6 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
         signature = body.get("signature_name") or DEFAULT_SIGNATURE
         if not isinstance(signature, str):
             raise _bad('"signature_name" must be a string')
+        if signature not in model.input_dtypes:
+            raise signature_name_not_found(signature)  # TF Serving's REST code and words
         self._signature = signature
         columns, rows = _columns(body, input_dtypes(model, signature))
         sizes = {k: len(v) if isinstance(v, list) else 1 for k, v in columns.items()}
@@ -191,27 +221,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         started = time.perf_counter()
-        status, http_status = grpc.StatusCode.OK, 200
-        self._signature = ""  # set by _predict once the body is read
+        status = grpc.StatusCode.OK
+        self._path = urllib.parse.urlsplit(self.path).path  # as TF Serving: no query
+        self._signature = ""  # set by _predict once the signature is known to exist
+        self._body_read = False
         try:
             body = self._route(method)
-        except ServableError as e:
-            status, http_status = e.code, _HTTP_STATUS.get(e.code, 500)
-            body = {"error": str(e)}
         except Exception as e:  # noqa: BLE001 — answered and counted, never a dropped connection
-            status, http_status = grpc.StatusCode.INTERNAL, 500
-            body = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
+            error = as_servable_error(e)
+            if error is not e:
+                log.error("%s %s failed: %s", method, self._path, error, exc_info=e)
+            status, body = error.code, {"error": str(error)}
+        if not self._body_read and (
+            self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers
+        ):
+            self.close_connection = True  # a body left unread would be read as the next request
         # Counted before the answer is sent, so a client that reads the
         # metrics after its answer always sees its own request.
-        match = _PATH.match(self.path)
+        match = _PREDICT.match(self._path)
         if method == "POST" and match:
             self.metrics.observe(
                 match.group(1), self._signature, "rest", status, time.perf_counter() - started
             )
-        self._send(http_status, body)
+        self._send(http_status(status), body)
 
     def do_GET(self):
-        if self.path == METRICS_PATH:
+        if urllib.parse.urlsplit(self.path).path == METRICS_PATH:
             data = self.metrics.exposition()
             self.send_response(200)
             self.send_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
@@ -223,6 +258,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self._serve("POST")
+
+    # Methods TF Serving's HTTP server takes too (and answers as above).
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
+
+    def do_PATCH(self):
+        self._serve("PATCH")
+
+    def do_OPTIONS(self):
+        self._serve("OPTIONS")
 
 
 def _json_values(value: np.ndarray):

@@ -14,17 +14,23 @@ It serves any SavedModel laid out as TF Serving expects
     FAILED_PRECONDITION for an unknown signature, INVALID_ARGUMENT for missing
     or extra inputs, a wrong dtype or inputs the signature rejects (e.g.
     mismatched lengths), RESOURCE_EXHAUSTED above `--max_items` input elements
-    or `--max_message_bytes`;
+    or `--max_message_bytes`, INTERNAL for an unexpected error; with TF
+    Serving's messages where a client may parse them, e.g. `Servable not
+    found for request: Latest(NAME)` (`serving.status` has the codes, the
+    texts and the HTTP status of each code, for both APIs and the metrics);
   * the newest version is served; every `--file_system_poll_wait_seconds` the
     base path is scanned, a newer version is loaded and then swapped in
-    atomically (requests in flight finish on the version they started on); a
-    version that fails to load is logged and the current one keeps serving;
+    atomically (requests in flight finish on the version they started on,
+    then the old version's Session is closed); a version that fails to load
+    is logged and the current one keeps serving;
   * binds 127.0.0.1 unless `--host` says otherwise; on SIGTERM or SIGINT it
     stops taking requests and lets those in flight finish (`--drain_s`).
 
 Also:
 
-  * gRPC health checking (`grpc.health.v1.Health`) and server reflection;
+  * gRPC health checking (`grpc.health.v1.Health`) and server reflection
+    that describes every service and the files they import (`grpcurl
+    describe`, calls by reflection);
   * TLS on the gRPC port and the REST port with `--ssl_cert_file` and
     `--ssl_key_file` (PEM; TF Serving takes the same through
     `--ssl_config_file`);
@@ -54,6 +60,8 @@ Speed choices (figures in benchmarks/RESULTS.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import logging
 import os
 import signal
@@ -67,7 +75,6 @@ import numpy as np
 import prometheus_client
 import tensorflow as tf
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from tensorflow.python.util import deprecation
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -76,6 +83,16 @@ from tensorflow_serving.apis import (
     predict_pb2,
     prediction_log_pb2,
     prediction_service_pb2_grpc,
+)
+
+from serving.reflection import enable_reflection
+from serving.status import (
+    ServableError,
+    as_servable_error,
+    inputs_mismatch,
+    model_status_not_found,
+    servable_not_found,
+    signature_key_not_found,
 )
 
 log = logging.getLogger("serving.server")
@@ -117,9 +134,20 @@ class ServerMetrics:
         )
 
     def observe(self, model, signature, api, status: grpc.StatusCode, seconds: float) -> None:
-        # Names a client made up (unknown model or signature) share one label
-        # value, so requests cannot grow the number of series without bound.
-        if status in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+        """Counts one request and its latency.
+
+        Args:
+          model: The model name the request gave.
+          signature: The signature name it gave ("" if it was not read).
+          api: "grpc" or "rest".
+          status: The code it was answered with (a `ServableError`'s, see
+            `serving.status`); its name is the `status` label.
+          seconds: How long it took.
+        """
+        # Names a client made up (unknown model or signature, or names no
+        # handler checked) share one label value, so requests cannot grow the
+        # number of series without bound.
+        if status in _UNCHECKED_NAMES:
             model, signature = "<unknown>", "<unknown>"
         self.requests.labels(model, signature, api, status.name).inc()
         self.latency.labels(model, signature, api).observe(seconds)
@@ -129,12 +157,11 @@ class ServerMetrics:
         return prometheus_client.generate_latest(self._exposed)
 
 
-class ServableError(Exception):
-    """A request the server answers with a gRPC error code."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
+_UNCHECKED_NAMES = (
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.UNIMPLEMENTED,
+)
 
 
 class LoadedVersion:
@@ -145,6 +172,11 @@ class LoadedVersion:
     `Session.make_callable`: numpy in, numpy out, no eager tensors. Its
     `assets.extra/tf_serving_warmup_requests` (PredictionLogs, as TF Serving
     reads them; at most 1,000) are replayed before the version is returned.
+
+    Requests hold the version while they run (`acquire`, `release`; see
+    `ModelManager.use`). Once the version is `retire`d (swapped out), it
+    closes (`close`) when the last request holding it ends, or at once if
+    none does.
 
     Args:
       version: The integer version.
@@ -171,6 +203,10 @@ class LoadedVersion:
         self._callables = {}
         self._lock = threading.Lock()
         self.batchers = {}
+        self._holders = 0  # requests holding the version (acquire/release)
+        self._retired = False
+        self._state = threading.Lock()  # guards _holders, _retired and closed
+        self.closed = False
         try:
             self._load(max_batch_items)
         except BaseException:
@@ -251,8 +287,48 @@ class LoadedVersion:
             count += 1
         return count
 
+    def acquire(self) -> bool:
+        """Holds the version for one request; False if it is retired (take its successor)."""
+        with self._state:
+            if self._retired:
+                return False
+            self._holders += 1
+            return True
+
+    def release(self) -> None:
+        """Ends one `acquire`; the last release of a retired version closes it."""
+        with self._state:
+            self._holders -= 1
+            close = self._retired and self._holders == 0
+        if close:
+            self.close()
+
+    def retire(self) -> None:
+        """Takes no new request; closes once the requests holding it have ended."""
+        with self._state:
+            if self._retired:
+                return
+            self._retired = True
+            close = self._holders == 0
+        if close:
+            self.close()
+
+    @property
+    def holders(self) -> int:
+        """How many requests hold the version now."""
+        return self._holders
+
     def close(self) -> None:
+        """Stops the batchers and closes the Session (its graph and variables go); idempotent."""
+        with self._state:
+            if self.closed:
+                return
+            self.closed = True
+        for batcher in self.batchers.values():
+            batcher.close()
         self.session.close()
+        self._callables.clear()
+        log.info("version %d closed (%s)", self.version, self.path)
 
 
 def _batchable(signature) -> bool:
@@ -297,11 +373,23 @@ class Batcher:
         self._lock = threading.Lock()
         self._queue: list[_Job] = []
         self._busy = False
+        self.closed = False
+
+    def close(self) -> None:
+        """Takes no more requests (its version is closing: none is queued or running)."""
+        with self._lock:
+            self.closed = True
 
     def run(self, inputs: dict, size: int) -> dict:
-        """Runs one request of `size` rows; returns all its outputs (see LoadedVersion.run)."""
+        """Runs one request of `size` rows; returns all its outputs (see LoadedVersion.run).
+
+        Raises:
+          RuntimeError: If the batcher is closed.
+        """
         job = _Job(inputs, size)
         with self._lock:
+            if self.closed:
+                raise RuntimeError(f"the batcher of version {self.version.version} is closed")
             self._queue.append(job)
             wait, self._busy = self._busy, True
         if wait:
@@ -365,6 +453,21 @@ class Batcher:
 class ModelManager:
     """Keeps the newest loadable version of one model, polling its base path.
 
+    The version policy is TF Serving's default, latest only: one version is
+    served, the newest loadable one on disk. A version swapped out (a newer
+    one loaded, or its directory removed while an older one remains) is
+    retired: requests that already hold it (`use`) finish on it, then its
+    Session is closed. If every version directory is removed, the served
+    version keeps serving (TF Serving would unload it) and a warning is logged.
+
+    A closed version's graph sits in reference cycles that only Python's
+    full garbage collection frees (about 5 MB per version of a test-sized
+    model, which the collector's own schedule left alone for dozens of
+    swaps; benchmarks/RESULTS.md), so the poller runs `gc.collect()` once
+    versions have closed. `main` calls `gc.freeze()` before the first load,
+    so that collection skips TensorFlow's own objects (about 10 ms instead
+    of 200).
+
     Args:
       name: The served model's name.
       base_path: The directory holding integer version subdirectories.
@@ -380,6 +483,8 @@ class ModelManager:
         self.max_batch_items = max_batch_items
         self.current: LoadedVersion | None = None
         self._failed: dict[int, float] = {}  # version -> mtime of the failed attempt
+        self._warned_gone: int | None = None  # the served version found gone with nothing left
+        self._retired: list[LoadedVersion] = []  # swapped out, not yet garbage-collected
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_swap = None  # called after a new version is swapped in
@@ -396,9 +501,29 @@ class ModelManager:
         return sorted(found)
 
     def poll(self) -> None:
-        """Loads the newest version if it is newer than the one served; keeps it on failure."""
-        for version in reversed(self.versions()):
-            if self.current is not None and version <= self.current.version:
+        """Serves the newest loadable version on disk; keeps the current one on failure.
+
+        A newer version is loaded and swapped in; if the served version's
+        directory is gone, the newest remaining one (even an older one) is.
+        The version swapped out is retired (see `LoadedVersion.retire`).
+        """
+        self._collect_closed()
+        on_disk = self.versions()
+        current = self.current
+        gone = current is not None and current.version not in on_disk
+        if gone and not on_disk:
+            if self._warned_gone != current.version:
+                self._warned_gone = current.version
+                log.warning(
+                    "model %s: version %d is gone from %s and no other version is there; "
+                    "still serving it",
+                    self.name,
+                    current.version,
+                    self.base_path,
+                )
+            return
+        for version in reversed(on_disk):
+            if current is not None and not gone and version <= current.version:
                 return
             path = os.path.join(self.base_path, str(version))
             mtime = os.path.getmtime(path) if os.path.exists(path) else 0.0
@@ -424,10 +549,19 @@ class ModelManager:
                 "model %s: serving version %d%s (%d warm-up requests run)",
                 self.name,
                 version,
-                f" (was {previous.version})" if previous else "",
+                f" (was {previous.version}{', removed' if gone else ''})" if previous else "",
                 loaded.warmed_up,
             )
+            if previous is not None:
+                previous.retire()  # closes once its requests in flight are done
+                self._retired.append(previous)
             return
+
+    def _collect_closed(self) -> None:
+        """Frees what closed versions still hold (graphs in reference cycles): a gc pass."""
+        if any(version.closed for version in self._retired):
+            self._retired = [version for version in self._retired if not version.closed]
+            gc.collect()
 
     def start(self, poll_s: float) -> None:
         """Polls once now, then every `poll_s` seconds in a daemon thread."""
@@ -447,20 +581,14 @@ class ModelManager:
         """Returns the loaded version a request asks for (None = the newest).
 
         Raises:
-          ServableError: NOT_FOUND for another model, a missing version or none loaded.
+          ServableError: NOT_FOUND for another model, a missing version or none
+            loaded, in TF Serving's words (`serving.status.servable_not_found`).
         """
-        if name != self.name:
-            raise ServableError(
-                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {name}"
-            )
         current = self.current
-        if current is None:
-            raise ServableError(grpc.StatusCode.NOT_FOUND, f"no version of {self.name} is loaded")
+        if name != self.name or current is None:
+            raise servable_not_found(name, version)
         if version is not None and version != current.version:
-            raise ServableError(
-                grpc.StatusCode.NOT_FOUND,
-                f"Servable not found for request: Specific({self.name}, {version})",
-            )
+            raise servable_not_found(name, version)
         return current
 
     def resolve_spec(self, model_spec) -> LoadedVersion:
@@ -468,18 +596,49 @@ class ModelManager:
         version = model_spec.version.value if model_spec.HasField("version") else None
         return self.resolve(model_spec.name, version)
 
+    @contextlib.contextmanager
+    def use(self, name: str, version: int | None = None):
+        """Holds the version a request asks for while the request runs on it.
+
+        `resolve`, then `LoadedVersion.acquire`: a version swapped out while
+        the request runs is closed only after the request is done with it.
+        Requests that only read a version's metadata need not hold it.
+
+        Yields:
+          The LoadedVersion.
+
+        Raises:
+          ServableError: As `resolve`.
+        """
+        while True:
+            model = self.resolve(name, version)
+            if model.acquire():
+                break
+            if model is self.current:  # retired yet still served: cannot happen in poll
+                raise ServableError(
+                    grpc.StatusCode.UNAVAILABLE, f"version {model.version} is closing"
+                )
+            # Retired between resolve and acquire: its successor is served now.
+        try:
+            yield model
+        finally:
+            model.release()
+
+    def use_spec(self, model_spec):
+        """`use` for a gRPC ModelSpec."""
+        version = model_spec.version.value if model_spec.HasField("version") else None
+        return self.use(model_spec.name, version)
+
 
 def input_dtypes(model: LoadedVersion, signature: str) -> dict:
     """Returns {input: dtype enum} of a signature.
 
     Raises:
-      ServableError: FAILED_PRECONDITION if the model has no such signature.
+      ServableError: FAILED_PRECONDITION if the model has no such signature
+        (gRPC Predict's answer; the REST API checks first, see `serving.rest`).
     """
     if signature not in model.input_dtypes:
-        raise ServableError(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f'Serving signature name: "{signature}" not found in signature def',
-        )
+        raise signature_key_not_found(signature)
     return model.input_dtypes[signature]
 
 
@@ -498,12 +657,7 @@ def check_request(model: LoadedVersion, signature: str, elements: dict, max_item
     """
     expected = input_dtypes(model, signature)
     if set(elements) != set(expected):
-        missing = sorted(set(expected) - set(elements))
-        extra = sorted(set(elements) - set(expected))
-        raise ServableError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"inputs do not match signature {signature}: missing {missing}, extra {extra}",
-        )
+        raise inputs_mismatch(elements, expected)
     total = sum(elements.values())
     if total > max_items:
         raise ServableError(
@@ -577,8 +731,39 @@ def _elements(proto) -> int:
     return int(np.prod([d.size for d in proto.tensor_shape.dim]))
 
 
+def _refused(error: Exception) -> ServableError:
+    """The ServableError a gRPC call is refused with (`serving.status`); logs unexpected errors."""
+    if not isinstance(error, ServableError):
+        log.error("request failed: %s: %s", type(error).__name__, error, exc_info=error)
+    return as_servable_error(error)
+
+
+def model_status(manager: ModelManager, name: str, version: int | None = None) -> LoadedVersion:
+    """Returns the version GetModelStatus reports on: the served one, if the request names it.
+
+    Raises:
+      ServableError: NOT_FOUND in TF Serving's GetModelStatus words
+        (`serving.status.model_status_not_found`).
+    """
+    current = manager.current
+    if name != manager.name or current is None or version not in (None, current.version):
+        raise model_status_not_found(name, version)
+    return current
+
+
+def _missing_model_spec(request) -> None:
+    """INVALID_ARGUMENT `Missing ModelSpec`, as TF Serving's GetModelStatus and GetModelMetadata."""
+    if not request.HasField("model_spec"):
+        raise ServableError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict and GetModelMetadata over a `ModelManager` (the rest: UNIMPLEMENTED)."""
+    """Predict and GetModelMetadata over a `ModelManager` (the rest: UNIMPLEMENTED).
+
+    Every error is answered with the code of its `ServableError` (an
+    unexpected exception: INTERNAL), and Predict, Classify, Regress and
+    MultiInference are counted in the metrics with it.
+    """
 
     def __init__(self, manager: ModelManager, max_items: int, metrics: ServerMetrics):
         self.manager = manager
@@ -590,9 +775,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         status = grpc.StatusCode.OK
         try:
             return self._predict(request)
-        except ServableError as e:
-            status = e.code
-            context.abort(e.code, str(e))
+        except Exception as e:  # noqa: BLE001 — every error is answered with its code and counted
+            error = _refused(e)
+            status = error.code
+            context.abort(error.code, str(error))
         finally:
             self.metrics.observe(
                 request.model_spec.name,
@@ -603,7 +789,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             )
 
     def _predict(self, request):
-        model = self.manager.resolve_spec(request.model_spec)
+        with self.manager.use_spec(request.model_spec) as model:
+            return self._predict_on(model, request)
+
+    def _predict_on(self, model: LoadedVersion, request):
         name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         elements = {key: _elements(t) for key, t in request.inputs.items()}
         expected = check_request(model, name, elements, self.max_items)
@@ -625,16 +814,47 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 tensor.tensor_content = value.astype(value.dtype.newbyteorder("<")).tobytes()
         return response
 
+    def _unimplemented(self, method: str, request, context):
+        """Refuses (UNIMPLEMENTED) and counts a call of a method this server does not serve."""
+        spec = getattr(request, "model_spec", None)
+        self.metrics.observe(
+            spec.name if spec is not None else "",
+            (spec.signature_name if spec is not None else "") or DEFAULT_SIGNATURE,
+            "grpc",
+            grpc.StatusCode.UNIMPLEMENTED,
+            0.0,
+        )
+        message = f"{method} is not implemented by this server: use Predict"
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+    def Classify(self, request, context):
+        self._unimplemented("Classify", request, context)
+
+    def Regress(self, request, context):
+        self._unimplemented("Regress", request, context)
+
+    def MultiInference(self, request, context):
+        self._unimplemented("MultiInference", request, context)
+
     def GetModelMetadata(self, request, context):
         try:
-            model = self.manager.resolve_spec(request.model_spec)
-            if list(request.metadata_field) != ["signature_def"]:
+            # TF Serving's order and words: GetModelMetadataImpl
+            # (tensorflow_serving/servables/tensorflow/get_model_metadata_impl.cc).
+            _missing_model_spec(request)
+            if not request.metadata_field:
                 raise ServableError(
                     grpc.StatusCode.INVALID_ARGUMENT,
-                    "Metadata field must be signature_def (the only one supported)",
+                    "GetModelMetadataRequest must specify at least one metadata_field",
                 )
-        except ServableError as e:
-            context.abort(e.code, str(e))
+            for field in request.metadata_field:
+                if field != "signature_def":
+                    raise ServableError(
+                        grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {field} is not supported"
+                    )
+            model = self.manager.resolve_spec(request.model_spec)
+        except Exception as e:  # noqa: BLE001 — every error is answered with its code
+            error = _refused(e)
+            context.abort(error.code, str(error))
         signatures = get_model_metadata_pb2.SignatureDefMap()
         for name, signature in model.signature_defs.items():
             signatures.signature_def[name].CopyFrom(signature)
@@ -653,9 +873,13 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):
         try:
-            model = self.manager.resolve_spec(request.model_spec)
-        except ServableError as e:
-            context.abort(e.code, str(e))
+            _missing_model_spec(request)
+            spec = request.model_spec
+            version = spec.version.value if spec.HasField("version") else None
+            model = model_status(self.manager, spec.name, version)
+        except Exception as e:  # noqa: BLE001 — every error is answered with its code
+            error = _refused(e)
+            context.abort(error.code, str(error))
         response = get_model_status_pb2.GetModelStatusResponse()
         status = response.model_version_status.add()
         status.version = model.version
@@ -700,13 +924,7 @@ def make_server(
     manager.on_swap = lambda: _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
     if manager.current is not None:
         _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
-    services = (
-        "tensorflow.serving.PredictionService",
-        "tensorflow.serving.ModelService",
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(services, server)
+    enable_reflection(server)  # describes every service (see serving.reflection)
     address = f"{host}:{port}"
     if credentials is None:
         bound = server.add_insecure_port(address)
@@ -796,6 +1014,9 @@ def main(argv=None) -> int:
         session_config,
         args.max_batch_size if args.enable_batching else 0,
     )
+    # What is loaded so far (TensorFlow, gRPC: ~375k objects) is never garbage:
+    # the collections that free closed versions need not walk it each time.
+    gc.freeze()
     manager.start(args.file_system_poll_wait_seconds)
     if manager.current is None:
         log.warning("no loadable version under %s yet; waiting for one", args.model_base_path)
@@ -979,4 +1200,9 @@ def _stop_with_parent() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m serving.server`, this file is `__main__`; serving.rest
+    # imports it again as `serving.server`. Running that one's main() makes
+    # the live objects (manager, metrics, handlers) all come from one module.
+    from serving.server import main as _main
+
+    sys.exit(_main())

@@ -200,3 +200,70 @@ def test_next_export_reuses_representations_and_versions_never_overwrite(
         )
         == 2
     )
+
+
+def test_saved_model_cli_run_answers_as_the_server_does(exported, tmp_path):
+    """The check a TF Serving user makes: `saved_model_cli run` agrees with Predict over gRPC."""
+    import shutil
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from serving.server import ModelManager, make_server
+
+    warmup = os.path.join(exported, export_lib.WARMUP_FILE)
+    request = max(
+        (
+            prediction_log_pb2.PredictionLog.FromString(r).predict_log.request
+            for r in tf.data.TFRecordDataset(warmup).as_numpy_iterator()
+        ),
+        key=lambda r: len(r.inputs["item_id"].string_val) if "item_id" in r.inputs else 0,
+    )
+    user = request.inputs["user_id"].string_val[0]
+    items = list(request.inputs["item_id"].string_val[:5])
+    # (user, item) pairs: a known user with known items, then unknown ids (scored as average).
+    users = [user] * len(items) + [b"nobody", user]
+    items = items + [items[0], b"no-such-item"]
+
+    # As a user would run it: user_id as a Python literal (--input_exprs), item_id
+    # from an .npz file (--inputs); outputs to .npy files (--outdir).
+    npz = str(tmp_path / "items.npz")
+    np.savez(npz, item_id=np.array(items))
+    outdir = tmp_path / "out"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "run"]
+        + ["--dir", exported, "--tag_set", "serve", "--signature_def", "serving_default"]
+        + ["--input_exprs", f"user_id={users!r}", "--inputs", f"item_id={npz}[item_id]"]
+        + ["--outdir", str(outdir), "--overwrite"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cli = {name[: -len(".npy")]: np.load(outdir / name) for name in os.listdir(outdir)}
+
+    base = str(tmp_path / "mogenet")
+    shutil.copytree(exported, os.path.join(base, "1"))
+    manager = ModelManager("mogenet", base, max_batch_items=1024)
+    manager.poll()
+    server, port, _ = make_server(manager, "127.0.0.1", 0, 10_000, 4 << 20)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            predict = predict_pb2.PredictRequest()
+            predict.model_spec.name = "mogenet"
+            predict.inputs["user_id"].CopyFrom(tf.make_tensor_proto(users, tf.string))
+            predict.inputs["item_id"].CopyFrom(tf.make_tensor_proto(items, tf.string))
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            answer = stub.Predict(predict, timeout=60)
+    finally:
+        server.stop(None)
+        manager.current.retire()
+    served = {name: tf.make_ndarray(tensor) for name, tensor in answer.outputs.items()}
+    assert set(cli) == set(served) and len(cli) >= 2  # one output per task
+    for task, values in served.items():
+        assert values.shape == cli[task].shape == (len(items),)
+        np.testing.assert_allclose(cli[task], values, atol=1e-5, rtol=0)
+        assert len(np.unique(values)) > 1  # pairs scored apart: not a constant answer

@@ -743,3 +743,211 @@ def test_batcher_runs_requests_alone_when_outputs_are_not_one_row_per_input():
     assert version.calls == [3, 1, 1, 1] and not batcher._busy
     assert [float(job.outputs["y"][0]) for job in jobs] == [0.0, 1.0, 2.0]
     assert all(job.event.is_set() for job in jobs)
+
+
+def _copy_version(base, source, version):
+    """Copies version `source` to `version` aside, then renames it into place (as exporters do)."""
+    import shutil
+
+    staging = os.path.join(base, f".staging-{version}")
+    shutil.copytree(os.path.join(base, str(source)), staging)
+    os.rename(staging, os.path.join(base, str(version)))
+
+
+def _batching_server(base):
+    """A manager with batching (so versions have Batchers) and its gRPC server, started."""
+    manager = ModelManager("mogenet", base, max_batch_items=64)
+    manager.poll()
+    server, port, _ = make_server(manager, "127.0.0.1", 0, max_items=50, max_message_bytes=1 << 20)
+    server.start()
+    return manager, server, f"127.0.0.1:{port}"
+
+
+def _is_closed(version):
+    """The version, its Session and its Batchers are all closed."""
+    return (
+        version.closed
+        and version.session._closed
+        and version.batchers
+        and all(b.closed for b in version.batchers.values())
+    )
+
+
+def test_a_request_in_flight_on_a_swapped_out_version_finishes_then_the_version_closes(tmp_path):
+    base = str(tmp_path / "mogenet")
+    _save(base, 1, 0.0)
+    manager, server, target = _batching_server(base)
+    old = manager.current
+    entered, release = threading.Event(), threading.Event()
+    run = old.run
+
+    def held_run(*args, **kwargs):  # the request stays in flight until `release`
+        entered.set()
+        assert release.wait(30)
+        return run(*args, **kwargs)
+
+    old.run = held_run
+    answers, errors = [], []
+
+    def ask():
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+        try:
+            request = _request(user_id=(["u"], tf.string), item_id=(["a", "b"], tf.string))
+            answers.append(stub.Predict(request, timeout=30))
+        except grpc.RpcError as e:
+            errors.append(e.code())
+
+    worker = threading.Thread(target=ask)
+    try:
+        worker.start()
+        assert entered.wait(30) and old.holders == 1
+        _save(base, 2, 1.0)
+        manager.poll()
+        assert manager.current.version == 2
+        assert not old.closed and not old.session._closed  # its request is still running
+        with ScoringClient(target) as client:  # new requests go to version 2 meanwhile
+            np.testing.assert_allclose(
+                client.score("u", ["a"])["click"], _expected(["a"], 1.0)["click"], rtol=1e-6
+            )
+        release.set()
+        worker.join(30)
+        assert errors == [] and len(answers) == 1
+        assert answers[0].model_spec.version.value == 1
+        np.testing.assert_allclose(
+            tf.make_ndarray(answers[0].outputs["click"]), _expected(["a", "b"], 0.0)["click"]
+        )
+        assert old.holders == 0 and _is_closed(old)
+        with pytest.raises(RuntimeError):  # the closed Session and Batchers take nothing
+            run("serving_default", {"user_id": np.array([b"u"]), "item_id": np.array([b"a"])})
+        with pytest.raises(RuntimeError, match="closed"):
+            old.batchers["serving_default"].run({"user_id": np.array([b"u"])}, 1)
+        assert not manager.current.closed
+    finally:
+        release.set()
+        server.stop(None)
+
+
+def test_swapped_out_and_removed_versions_close_at_once_when_idle(tmp_path, caplog):
+    import shutil
+
+    base = str(tmp_path / "mogenet")
+    _save(base, 1, 0.0)
+    manager, server, target = _batching_server(base)
+    try:
+        first = manager.current
+        _copy_version(base, 1, 2)
+        manager.poll()
+        second = manager.current
+        assert second.version == 2 and _is_closed(first) and not second.closed
+        _copy_version(base, 1, 3)
+        shutil.rmtree(os.path.join(base, "1"))
+        manager.poll()
+        third = manager.current
+        assert third.version == 3 and _is_closed(second)
+        shutil.rmtree(os.path.join(base, "3"))  # removed: the newest left (2) is served again
+        manager.poll()
+        assert manager.current.version == 2 and _is_closed(third)
+        shutil.rmtree(os.path.join(base, "2"))  # nothing left: keep serving it, as said
+        with caplog.at_level(logging.WARNING, logger="serving.server"):
+            manager.poll()
+            manager.poll()
+        assert caplog.text.count("no other version is there") == 1
+        assert manager.current.version == 2 and not manager.current.closed
+        with ScoringClient(target) as client:
+            assert len(client.score("u", ["a", "b"])["click"]) == 2
+    finally:
+        server.stop(None)
+
+
+def test_no_request_fails_across_many_swaps(tmp_path):
+    import shutil
+
+    from serving.rest import start_rest_server
+
+    base = str(tmp_path / "mogenet")
+    _save(base, 1, 0.0)
+    manager, server, target = _batching_server(base)
+    rest, rest_port = start_rest_server(manager, "127.0.0.1", 0, max_items=50)
+    stop, failures = threading.Event(), []
+    seen = [[] for _ in range(3)]
+    threads = [
+        threading.Thread(target=_predict_until, args=(stop, target, versions.append, failures))
+        for versions in seen
+    ]
+    rest_answers = []
+
+    def rest_client():
+        body = {"inputs": {"user_id": ["u"], "item_id": ["a", "b"]}}
+        while not stop.is_set():
+            status, payload = _http(rest_port, "POST", "/v1/models/mogenet:predict", body)
+            if status != 200:
+                failures.append((status, payload))
+            rest_answers.append(status)
+
+    threads.append(threading.Thread(target=rest_client))
+    loaded = [manager.current]
+    try:
+        for thread in threads:
+            thread.start()
+        for version in range(2, 17):
+            _copy_version(base, version - 1, version)
+            if version > 3:  # keep two on disk: removing idle old ones must not matter
+                shutil.rmtree(os.path.join(base, str(version - 2)))
+            manager.poll()
+            loaded.append(manager.current)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        rest.shutdown()
+        server.stop(None)
+    assert failures == []
+    assert [v.version for v in loaded] == list(range(1, 17))
+    assert all(_is_closed(v) for v in loaded[:-1]) and not loaded[-1].closed
+    assert all(v.holders == 0 for v in loaded)
+    for versions in seen:  # each client's answers, one after another: never back
+        assert len(versions) > 15 and sorted(versions) == versions
+    assert len({v for versions in seen for v in versions}) > 3 and len(rest_answers) > 5
+
+
+def test_a_request_that_resolved_a_version_just_before_its_swap_runs_on_the_new_one(tmp_path):
+    base = str(tmp_path / "mogenet")
+    _save(base, 1, 0.0)
+    manager = ModelManager("mogenet", base, max_batch_items=64)
+    manager.poll()
+    old = manager.current
+    acquire = old.acquire
+
+    def swap_then_acquire():  # the swap lands between the request's resolve and its acquire
+        _save(base, 2, 1.0)
+        manager.poll()
+        return acquire()
+
+    old.acquire = swap_then_acquire
+    with manager.use("mogenet") as model:
+        assert model.version == 2 and model.holders == 1
+        outputs = model.run(
+            "serving_default", {"user_id": np.array([b"u"]), "item_id": np.array([b"a"])}
+        )
+    np.testing.assert_allclose(outputs["click"], _expected(["a"], 1.0)["click"], rtol=1e-6)
+    assert _is_closed(old) and model.holders == 0 and not model.closed
+    with pytest.raises(Exception) as error:  # pinned to the retired version
+        with manager.use("mogenet", 1):
+            pass
+    assert error.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_the_next_poll_frees_a_closed_versions_graph(tmp_path):
+    import weakref
+
+    base = str(tmp_path / "mogenet")
+    _save(base, 1, 0.0)
+    manager = ModelManager("mogenet", base, max_batch_items=64)
+    manager.poll()
+    graph = weakref.ref(manager.current.graph)  # held in reference cycles: only gc frees it
+    _copy_version(base, 1, 2)
+    manager.poll()
+    assert manager.current.version == 2
+    manager.poll()
+    assert graph() is None
