@@ -4,7 +4,9 @@ The graph rows are the part of the training split that builds the graphs
 (:class:`beam_pipelines.split.SplitGraphRows`); the other rows supervise.
 
 * G, the user-item bipartite graph: an edge (u, i) iff the sum of the pair's
-  labels in the graph rows is at least 1. Pairs that also occur in a
+  labels in the graph rows is at least 1 (``edges="positive"``, the paper's
+  click graph), or iff the pair has any graph row at all (``edges="any"``:
+  exposures too, for logs that record what was shown). Pairs that also occur in a
   supervising, validation or test row are left out, so that no graph holds an
   edge of a pair that is labelled in a sample (with a time split the same pair
   can fall on both sides).
@@ -24,6 +26,8 @@ from beam_pipelines.sample_layout import II, IU, UI, UU
 from beam_pipelines.similarity import CollaborativeSimilarity
 from beam_pipelines.stats import DegreeStatsFn
 
+GRAPH_EDGES = ("positive", "any")
+
 
 class GraphConfig(NamedTuple):
     """How the similarity graphs are built.
@@ -33,12 +37,15 @@ class GraphConfig(NamedTuple):
       max_pivot_degree: Hot-node cap of the co-occurrence count.
       measure: "cosine" or "jaccard".
       seed: Seed of the hot-node cap's sample.
+      edges: Which graph rows become G's edges: "positive" (a label is 1) or
+        "any" (every logged pair, shown or acted on).
     """
 
     top_k: int = 10
     max_pivot_degree: int = 200
     measure: str = "cosine"
     seed: int = 0
+    edges: str = "positive"
 
 
 class Graphs(NamedTuple):
@@ -75,9 +82,12 @@ class BuildGraphs(beam.PTransform):
 
     def expand(self, splits):
         config = self.config
+        if config.edges not in GRAPH_EDGES:
+            raise ValueError(f"edges must be one of {GRAPH_EDGES}, got {config.edges!r}")
+        keep_all = config.edges == "any"
         positives = (
             splits["train"]
-            | "Positives" >> beam.Filter(lambda r: any(r.labels))
+            | "Positives" >> beam.Filter(lambda r: keep_all or any(r.labels))
             | "KeyPositive" >> beam.Map(lambda r: (pair_key(r.user_id, r.item_id), r))
         )
         held_out = splits["held_out"] | "KeyHeldOut" >> beam.Map(

@@ -72,6 +72,7 @@ class PreprocessConfig:
       similarity: "cosine" or "jaccard".
       sim_top_k: Neighbours kept per node in G^U and G^I.
       max_pivot_degree: Hot-node cap of the similarity computation.
+      graph_edges: Which graph rows are G's edges: "positive" or "any".
     """
 
     output: str
@@ -90,6 +91,7 @@ class PreprocessConfig:
     similarity: str = "cosine"
     sim_top_k: int = 10
     max_pivot_degree: int = 200
+    graph_edges: str = "positive"
     extra: dict = field(default_factory=dict)
 
 
@@ -279,7 +281,11 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         )
 
     graph_config = GraphConfig(
-        config.sim_top_k, config.max_pivot_degree, config.similarity, config.seed
+        config.sim_top_k,
+        config.max_pivot_degree,
+        config.similarity,
+        config.seed,
+        config.graph_edges,
     )
     # G leaves out every pair that supervises (its own edge is never in a graph).
     held_out = [rows["valid"], rows["test"]] + ([rows["train"]] if divided.disjoint else [])

@@ -24,6 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import pipeline, sample_encoder
 from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.graphs import GRAPH_EDGES
 from beam_pipelines.negative_sampler import DISTRIBUTIONS
 from beam_pipelines.pair_sampler import STRATEGIES
 from beam_pipelines.similarity import MEASURES
@@ -152,6 +153,13 @@ def parser() -> argparse.ArgumentParser:
         default=0.5,
         help="Share of the training rows that build the graphs (not with shared).",
     )
+    job.add_argument(
+        "--graph_edges",
+        choices=GRAPH_EDGES,
+        default="positive",
+        help="Which graph rows become G's edges: positive (a label is 1, the paper's click "
+        "graph) or any (every logged pair, exposures too).",
+    )
     job.add_argument("--similarity", choices=MEASURES, default="cosine", help="G^U/G^I measure.")
     job.add_argument("--sim_top_k", type=int, default=10, help="Neighbours kept in G^U and G^I.")
     job.add_argument(
@@ -219,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         similarity=args.similarity,
         sim_top_k=args.sim_top_k,
         max_pivot_degree=args.max_pivot_degree,
+        graph_edges=args.graph_edges,
         extra={
             "input": args.input,
             "format": args.format,

@@ -21,6 +21,7 @@ EDGE_WEIGHTS = ("prior", "scale", "none")
 L2_SCOPES = ("embeddings", "all")
 GRAPH_NORMS = ("none", "layer")
 OPTIMIZERS = ("adam", "row_sparse_adam")
+EMBEDDING_INITS = ("uniform", "graph")
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
 # Validation signals that choose the best epoch (`TrainConfig.monitor`).
 MONITORS = ("gauc", "auc", "log_loss", "none")
@@ -140,6 +141,11 @@ class TrainConfig:
       jit_compile: Compile everything after the encoders with XLA.
       steps_per_execution: Training steps per call into the compiled loop.
       shuffle_buffer: Examples in the shuffle buffer.
+      embedding_init: How the id embeddings start: "uniform" (U(-0.05, 0.05),
+        the paper's) or "graph" (the first `embedding_init_rank` dimensions
+        from the PPMI factorisation of G's item co-occurrence, users as the
+        mean of their G items; `model.graph_init`).
+      embedding_init_rank: Dimensions `embedding_init graph` fills.
     """
 
     optimizer: str = "row_sparse_adam"
@@ -155,9 +161,14 @@ class TrainConfig:
     jit_compile: bool = True
     steps_per_execution: int = 16
     shuffle_buffer: int = 10_000
+    embedding_init: str = "uniform"
+    embedding_init_rank: int = 16
 
     def __post_init__(self):
         _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("embedding_init", self.embedding_init, EMBEDDING_INITS)
+        if self.embedding_init_rank < 1:
+            raise ValueError(f"embedding_init_rank must be >= 1, got {self.embedding_init_rank}")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("monitor", self.monitor, MONITORS)
         if self.batch_size < 1 or self.epochs < 1 or self.steps_per_execution < 1:

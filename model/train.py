@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from model import config as config_lib
-from model import trained
+from model import graph_init, trained
 from model.entities import EntityError, load_entities
 from model.evaluation import ValidationMetrics, evaluate_split
 from model.input_pipeline import DataError, DataSpec, make_dataset
@@ -146,7 +146,8 @@ def train(
       The test metrics written to metrics.json.
 
     Raises:
-      DataError, EntityError: For unusable input (one-line messages).
+      DataError, EntityError, GraphInitError: For unusable input (one-line
+        messages).
     """
     spec = DataSpec(data_dir)
     tasks = spec.check_tasks(tasks or spec.tasks)
@@ -208,6 +209,14 @@ def train(
             model_config, tasks, spec.layout, entities, train_config.jit_compile
         )
         trained.build_with_dummy_batch(net, spec.layout)
+        if train_config.embedding_init == "graph":
+            graph_init.initialise_from_graph(
+                net.encoders,
+                entities,
+                data_dir,
+                train_config.embedding_init_rank,
+                train_config.seed,
+            )
         net.compile(
             optimizer=make_optimizer(
                 train_config.optimizer,
@@ -329,7 +338,7 @@ def main(argv=None) -> int:
             args.verbose,
             overwrite=args.overwrite,
         )
-    except (DataError, EntityError) as e:
+    except (DataError, EntityError, graph_init.GraphInitError) as e:
         print(f"model.train: error: {e}", file=sys.stderr)
         return 2
     print(f"test metrics ({args.model_dir}/metrics.json):")

@@ -1,6 +1,7 @@
 """The graphs hold only training edges, never a held-out pair's edge."""
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -33,3 +34,37 @@ def test_bipartite_graph_from_train_positives_without_held_out_pairs():
             equal_to([(2, 1)]),
             label="Degrees",
         )
+
+
+def test_any_edges_take_every_graph_row_but_still_no_held_out_pair():
+    train = [
+        Interaction("u1", "i1", 1, (1, 0)),
+        Interaction("u1", "i2", 3, (0, 0)),  # shown, not acted on: an edge with edges="any"
+        Interaction("u2", "i2", 4, (0, 0)),
+        Interaction("u3", "i1", 5, (0, 0)),  # also held out below: left out
+    ]
+    held_out = [Interaction("u3", "i1", 9, (1, 0))]
+    with TestPipeline(runner="FnApiRunner") as p:
+        graphs = {
+            "train": p | "Train" >> beam.Create(train),
+            "held_out": p | "HeldOut" >> beam.Create(held_out),
+        } | BuildGraphs(GraphConfig(top_k=3, max_pivot_degree=10, edges="any"))
+        assert_that(
+            graphs.edges, equal_to([("u1", "i1"), ("u1", "i2"), ("u2", "i2")]), label="Edges"
+        )
+        assert_that(graphs.held_out_edges_removed, equal_to([1]), label="Removed")
+        # u1 and u2 now share i2: G^U links them both ways.
+        assert_that(
+            graphs.user_sim | beam.Map(lambda e: (e[0], e[1])),
+            equal_to([("u1", "u2"), ("u2", "u1")]),
+            label="UserSim",
+        )
+
+
+def test_unknown_edge_kind_is_an_error():
+    with pytest.raises(ValueError, match="edges must be one of"):
+        with TestPipeline(runner="FnApiRunner") as p:
+            _ = {
+                "train": p | "Train" >> beam.Create([Interaction("u1", "i1", 1, (1,))]),
+                "held_out": p | "HeldOut" >> beam.Create([]),
+            } | BuildGraphs(GraphConfig(edges="clicks"))

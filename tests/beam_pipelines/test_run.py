@@ -217,3 +217,24 @@ def test_no_graph_rows_is_a_clear_error(tmp_path, capsys):
     )  # fmt: skip
     assert code == 2
     assert "no training row is left to build the graphs" in capsys.readouterr().err
+
+
+def test_graph_edges_any_puts_shown_but_not_clicked_graph_rows_in_g(tmp_path):
+    # Rows 1..8 are the graph rows (time split, fraction 0.4); odd timestamps are not clicked.
+    lines = ["user_id,item_id,timestamp,click,conversion"]
+    lines += [f"u{k % 5},i{k % 7},{k},{k % 2 == 0:d},0" for k in range(1, 23)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    edges = {}
+    for kind in ("positive", "any"):
+        out = str(tmp_path / kind)
+        code = _run(
+            "--input", str(tmp_path / "log.csv"), "--output", out, "--graph_split", "time",
+            "--graph_fraction", "0.4", "--test_fraction", "0", "--valid_fraction", "0",
+            "--fanouts", "2", "--graph_edges", kind,
+        )  # fmt: skip
+        assert code == 0
+        assert json.load(open(os.path.join(out, "stats.json")))["config"]["graph_edges"] == kind
+        edges[kind] = {tuple(line.split()) for line in _lines(f"{out}/graphs/bipartite-*")}
+    graph_rows = {(f"u{k % 5}", f"i{k % 7}") for k in range(1, 9)}
+    assert edges["positive"] == {(f"u{k % 5}", f"i{k % 7}") for k in range(2, 9, 2)}
+    assert edges["any"] == graph_rows

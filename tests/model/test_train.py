@@ -5,10 +5,11 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import trained
+from model import graph_init, trained
 from model.config import ModelConfig, TrainConfig
 from model.input_pipeline import DataError
 from model.train import main, make_early_stopping, train
@@ -175,3 +176,38 @@ def test_bad_input_gets_a_one_line_error(planted, tmp_path, capsys):
         capsys, "--data", planted, "--model_dir", out, "--model", "x"
     )
     assert not os.path.exists(out)
+
+
+def test_embedding_init_graph_starts_from_g(planted, tmp_path, capsys):
+    """With a learning rate of 0 the saved id rows are exactly the graph initialisation."""
+    out = str(tmp_path / "model")
+    assert "no graphs/bipartite" in _error(
+        capsys, "--data", planted, "--model_dir", out, "--embedding_init", "graph"
+    )
+    assert "embedding_init must be one of" in _error(
+        capsys, "--data", planted, "--model_dir", out, "--embedding_init", "svd"
+    )
+    data = tmp_path / "data"
+    shutil.copytree(planted, data)
+    (data / "graphs").mkdir(exist_ok=True)
+    edges = [
+        (f"ua{c}_{u}", f"ia{c}_{i}") for c in (0, 1) for u in range(6) for i in range(6) if u != i
+    ]
+    (data / "graphs" / "bipartite-00000-of-00001.tsv").write_text(
+        "".join(f"{u}\t{i}\n" for u, i in edges)
+    )
+    config = TrainConfig(
+        epochs=1,
+        jit_compile=False,
+        embedding_init="graph",
+        embedding_init_rank=3,
+        **{**FAST, "learning_rate": 0.0},
+    )
+    train(str(data), out, ModelConfig(**TINY), config, verbose=0)
+    model, entities = trained.load(out)
+    p, q = graph_init.ppmi_embeddings(edges, entities["user"], entities["item"], 3, seed=1)
+    assert len(p) == 12 and len(q) == 12
+    for node_set, vectors in (("user", p), ("item", q)):
+        table = model.encoders[node_set].id_embedding.numpy()
+        for row, vector in vectors.items():
+            np.testing.assert_allclose(table[row, :3], vector, rtol=1e-5, atol=1e-7)
