@@ -204,6 +204,12 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
       ValueError: For invalid settings.
     """
     layout = SampleLayout(config.fanouts)
+    if config.graph_edges == "any" and config.negatives_per_positive:
+        # Sampled negatives are rows too: "any" would make them random edges of G.
+        raise InputError(
+            "--graph_edges any makes every logged row an edge, and sampled negatives were "
+            "never shown: use --graph_edges positive with --negatives_per_positive"
+        )
     data = pipeline | "Read" >> make_adapter(input_config)
     tasks = data.tasks
     stat_parts = [

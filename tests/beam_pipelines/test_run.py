@@ -219,7 +219,7 @@ def test_no_graph_rows_is_a_clear_error(tmp_path, capsys):
     assert "no training row is left to build the graphs" in capsys.readouterr().err
 
 
-def test_graph_edges_any_puts_shown_but_not_clicked_graph_rows_in_g(tmp_path):
+def test_graph_edges_any_puts_shown_but_not_clicked_graph_rows_in_g(tmp_path, capsys):
     # Rows 1..8 are the graph rows (time split, fraction 0.4); odd timestamps are not clicked.
     lines = ["user_id,item_id,timestamp,click,conversion"]
     lines += [f"u{k % 5},i{k % 7},{k},{k % 2 == 0:d},0" for k in range(1, 23)]
@@ -236,5 +236,10 @@ def test_graph_edges_any_puts_shown_but_not_clicked_graph_rows_in_g(tmp_path):
         assert json.load(open(os.path.join(out, "stats.json")))["config"]["graph_edges"] == kind
         edges[kind] = {tuple(line.split()) for line in _lines(f"{out}/graphs/bipartite-*")}
     graph_rows = {(f"u{k % 5}", f"i{k % 7}") for k in range(1, 9)}
+    assert _run(
+        "--input", str(tmp_path / "log.csv"), "--output", str(tmp_path / "neg"),
+        "--graph_edges", "any", "--negatives_per_positive", "1",
+    ) == 2  # fmt: skip
+    assert "sampled negatives were never shown" in capsys.readouterr().err
     assert edges["positive"] == {(f"u{k % 5}", f"i{k % 7}") for k in range(2, 9, 2)}
     assert edges["any"] == graph_rows
