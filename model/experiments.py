@@ -150,9 +150,28 @@ def figure_variants(figure: int) -> list[Variant]:
     return [Variant.of(f"{n}", graph_experts=n) for n in range(5)]
 
 
-def plan_runs(tables, figures, seeds: int, tasks) -> list[Run]:
-    """Every run the tables and figures need, each once, in a stable order."""
-    variants = [v for t in tables for _, vs in table_variants(t) for v in vs]
+def kept(table: int, variants, only) -> list[Variant]:
+    """Table 2's or 3's rows whose label is in `only` (every row if `only` is empty).
+
+    Table 3's rows are kept in whole pairs (a baseline and its "+ MGNN"),
+    Table 2 always keeps MoGENet, and other tables are never filtered.
+    """
+    if not only or table not in (2, 3):
+        return list(variants)
+    if table == 3:
+        pairs = zip(variants[::2], variants[1::2], strict=True)
+        return [v for pair in pairs if {p.label for p in pair} <= set(only) for v in pair]
+    return [v for v in variants if v.label in only or v.label == OURS]
+
+
+def plan_runs(tables, figures, seeds: int, tasks, only=()) -> list[Run]:
+    """Every run the tables and figures need, each once, in a stable order.
+
+    Args:
+      only: Row labels of Tables 2 and 3 to run (e.g. "MMoE", "MMoE + MGNN";
+        see `kept`); empty for all.
+    """
+    variants = [v for t in tables for _, vs in table_variants(t) for v in kept(t, vs, only)]
     variants += [v for f in figures for v in figure_variants(f)]
     runs, seen = [], set()
     for seed in range(seeds):
@@ -338,9 +357,9 @@ def _rela(ours: np.ndarray, base: np.ndarray) -> str:
     return f"{metrics.rela_impr(ours, base):+.2%}"
 
 
-def table_markdown(table: int, rows, tasks, seeds: int) -> str:
-    """One table in the paper's layout (see the module doc)."""
-    sections = table_variants(table)
+def table_markdown(table: int, rows, tasks, seeds: int, only=()) -> str:
+    """One table in the paper's layout (see the module doc), its rows limited to `only`."""
+    sections = [(title, kept(table, vs, only)) for title, vs in table_variants(table)]
     _, variants = sections[0]
     data = {v.label: {t: _values(rows, v, t, seeds) for t in tasks} for v in variants}
     header = "| model | " + " | ".join(f"{t} GAUC" for t in tasks) + " |"
@@ -480,7 +499,7 @@ def draw_figures(rows, tasks, seeds: int, tables, figures, out: str) -> list[str
     return written
 
 
-def write_report(rows, tasks, seeds: int, tables, figures, out: str, command: str) -> str:
+def write_report(rows, tasks, seeds: int, tables, figures, out: str, command: str, only=()) -> str:
     """Writes report.md (and the PNGs) from runs.csv's rows; returns the report's path."""
     images = draw_figures(rows, tasks, seeds, tables, figures, out)
     lines = [
@@ -492,7 +511,8 @@ def write_report(rows, tasks, seeds: int, tables, figures, out: str, command: st
         "Every run's metrics, config and duration are in `runs.csv`.",
     ]
     for table in tables:
-        lines += ["", f"## {TITLES[table]}", "", table_markdown(table, rows, tasks, seeds), ""]
+        markdown = table_markdown(table, rows, tasks, seeds, only)
+        lines += ["", f"## {TITLES[table]}", "", markdown, ""]
         lines.append(NOTES[table])
         if table == 2 and "table2.png" in images:
             lines += ["", "![Table 2](table2.png)"]
@@ -522,6 +542,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tables", type=_ints, default=TABLES, help="e.g. 2,3,4,5")
     parser.add_argument("--figure", type=_ints, default=FIGURES, help="2, or empty for none")
     parser.add_argument("--tasks", default=None, help="tasks (default: every label)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+        default=(),
+        help='rows of Tables 2 and 3 to run, by label, e.g. "MLP,MMoE,MMoE + MGNN" (Table 2 '
+        "keeps MoGENet; Table 3 keeps whole pairs); default: every row",
+    )
     config_lib.add_flags(parser, config_lib.TrainConfig)
     return parser.parse_args(argv)
 
@@ -536,6 +563,10 @@ def main(argv=None) -> int:
             table_variants(table)
         for figure in args.figure:
             figure_variants(figure)
+        labels = {v.label for t in (2, 3) for _, vs in table_variants(t) for v in vs}
+        unknown = sorted(set(args.only) - labels)
+        if unknown:
+            raise ValueError(f"--only names no row of Table 2 or 3: {', '.join(unknown)}")
         train_config = config_lib.from_flags(args, config_lib.TrainConfig)
         spec = DataSpec(args.data)
         tasks = spec.check_tasks(args.tasks.split(",") if args.tasks else spec.tasks)
@@ -543,12 +574,14 @@ def main(argv=None) -> int:
         print(f"model.experiments: error: {e}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    runs = plan_runs(args.tables, args.figure, args.seeds, tasks)
+    runs = plan_runs(args.tables, args.figure, args.seeds, tasks, args.only)
     print(f"{len(runs)} runs into {args.out}/runs", flush=True)
     rows = execute(runs, args.data, args.out, train_config, tasks)
     write_runs_csv(rows, os.path.join(args.out, "runs.csv"))
     command = "python -m model.experiments " + " ".join(sys.argv[1:] if argv is None else argv)
-    path = write_report(rows, tasks, args.seeds, args.tables, args.figure, args.out, command)
+    path = write_report(
+        rows, tasks, args.seeds, args.tables, args.figure, args.out, command, args.only
+    )
     print(f"report: {path}")
     return 0
 

@@ -207,3 +207,35 @@ def test_a_bad_training_flag_is_a_one_line_error(tmp_path, capsys):
     assert (
         error.startswith("model.experiments: error: monitor must be one of") and "\n" not in error
     )
+
+
+def test_only_runs_and_reports_the_named_rows_of_tables_2_and_3(tmp_path, capsys):
+    only = ("MLP", "MMoE", "MMoE + MGNN", "ESMM")  # ESMM alone: its pair is not whole
+    runs = experiments.plan_runs((2, 3), (), seeds=2, tasks=TASKS, only=only)
+    assert sorted({r.key.rsplit("-seed=", 1)[0] for r in runs}) == [
+        "esmm", "mlp", "mmoe", "mmoe-mgnn=True", "mogenet",
+    ]  # fmt: skip
+    assert len(runs) == 2 * 5
+    rows = [
+        _row(run.variant, run.seed, {t: 0.6 + 0.01 * k for t in TASKS})
+        for k, run in enumerate(runs)
+    ]
+    text = open(
+        experiments.write_report(rows, TASKS, 2, (2, 3), (), str(tmp_path), "cmd", only)
+    ).read()
+    table2, table3 = text.split("## Table 3")
+    labels2 = [
+        line.split(" | ")[0][2:]
+        for line in table2.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+    assert labels2 == ["model", "MLP", "ESMM", "MMoE", "MoGENet", "RelaImpr over the best baseline"]
+    labels3 = [
+        line.split(" | ")[0][2:]
+        for line in table3.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+    assert labels3 == ["model", "MMoE", "MMoE + MGNN", "RelaImpr of + MGNN"]
+    out = str(tmp_path / "out")
+    assert experiments.main(["--data", str(tmp_path), "--out", out, "--only", "MMoE,Nope"]) == 2
+    assert "--only names no row of Table 2 or 3: Nope" in capsys.readouterr().err
