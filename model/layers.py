@@ -367,6 +367,9 @@ class PairInteraction(tf.keras.layers.Layer):
 class Experts(tf.keras.layers.Layer):
     """N expert networks f^n([x_u || x_i]) (§2.3), run as one batched MLP.
 
+    The input is shared by every expert ([B, in]) or one per expert
+    ([B, N, in], e.g. `MoGENet`'s `graph_expert_input="pair_and_z"`).
+
     Each expert is an MLP with LeakyReLU after every layer; the N experts'
     kernels are stacked ([N, in, out]) so one einsum runs them all.
 
@@ -402,8 +405,9 @@ class Experts(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        """Returns [B, N, units[-1]] for inputs [B, in]."""
-        x = tf.einsum("bi,nio->bno", inputs, self.kernels[0]) + self.biases[0]
+        """Returns [B, N, units[-1]] for inputs [B, in] (shared) or [B, N, in] (one per expert)."""
+        first = "bni,nio->bno" if inputs.shape.rank == 3 else "bi,nio->bno"
+        x = tf.einsum(first, inputs, self.kernels[0]) + self.biases[0]
         x = tf.nn.leaky_relu(x, self.negative_slope)
         for kernel, bias in zip(self.kernels[1:], self.biases[1:], strict=True):
             x = tf.nn.leaky_relu(tf.einsum("bni,nio->bno", x, kernel) + bias, self.negative_slope)

@@ -12,7 +12,9 @@ int32 [B, n], `user_mask`, `item_mask` float32 [B, n], `user_user_weight`,
   3. Z = [κ(h_u, h_i), κ(h_u, h_i^I), κ(h_u^U, h_i), κ(h_u^U, h_i^I)];
   4. experts f^n([p_u || q_i]); the first `graph_experts` of them carry Z^n
      ([f^n || Z^n], zeros in place of Z for the others); a softmax gate per
-     task on [p_u || q_i];
+     task on [p_u || q_i]. With `graph_expert_input="pair_and_z"` (the
+     default, a departure from §2.3, see `ModelConfig`) each graph enhanced
+     expert also reads its Z^n: f^n([p_u || q_i || Z^n]);
   5. ŷ_k = σ(v_kᵀ Σ_n g^k_n [f^n || Z^n]).
 
 Only the trees that some Z^n needs are run, so `graph_experts=0` is a plain
@@ -89,11 +91,18 @@ class MoGENet(GraphMultiTaskModel):
         """
         del training
         pair = tf.concat([roots[USER], roots[ITEM]], -1)
-        experts = self.experts(pair)
-        if self.config.graph_experts:
+        if not self.config.graph_experts:
+            experts = self.experts(pair)
+        else:
             z = self.graph_features(states)[:, : self.config.graph_experts]
             padding = self.config.num_experts - self.config.graph_experts
             z = tf.pad(z, [[0, 0], [0, padding], [0, 0]])
+            if self.config.graph_expert_input == "pair_and_z":
+                # f^n([p_u || q_i || Z^n]): Z^n also reaches the logit non-linearly.
+                shared = tf.repeat(pair[:, None], self.config.num_experts, axis=1)
+                experts = self.experts(tf.concat([shared, z], -1))
+            else:
+                experts = self.experts(pair)
             experts = tf.concat([experts, z], -1)
         gates = self.gates(pair)
         return self.heads((experts, gates)), gates

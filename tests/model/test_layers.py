@@ -139,6 +139,12 @@ def test_experts_are_independent_mlps():
         expected = leaky(leaky(x.numpy() @ w0[n] + b0[n]) @ w1[n] + b1[n])
         np.testing.assert_allclose(out[:, n], expected, rtol=1e-5, atol=1e-6)
     _roundtrip(experts)
+    # One input per expert ([B, N, in]): expert n reads only its own.
+    own = np.stack([x.numpy(), 2 * x.numpy(), -x.numpy()], 1)
+    per_expert = experts(tf.constant(own)).numpy()
+    for n in range(3):
+        expected = leaky(leaky(own[:, n] @ w0[n] + b0[n]) @ w1[n] + b1[n])
+        np.testing.assert_allclose(per_expert[:, n], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_gates_are_a_softmax_per_task():

@@ -253,7 +253,7 @@ def test_graph_norm_brings_z_to_the_scale_of_the_experts(data):
     stds = {}
     for norm in ("none", "layer"):
         tf.keras.utils.set_random_seed(0)
-        model = _model(data, graph_norm=norm)
+        model = _model(data, graph_norm=norm, graph_expert_input="pair")
         encoded, dense, _ = model.encode(batch)
         roots, states = model.tree_states(encoded, dense)
         z = model.graph_features(states).numpy()
@@ -276,3 +276,30 @@ def test_graph_norm_weights_save_and_reload(data, tmp_path):
     assert restored.config.graph_norm == "layer"
     for task, scores in model(batch).items():
         np.testing.assert_array_equal(restored(batch)[task].numpy(), scores.numpy())
+
+
+def test_pair_and_z_feeds_each_graph_expert_its_own_z(data):
+    _, _, _, batch, _ = data
+    tf.keras.utils.set_random_seed(0)
+    model = _model(data, graph_expert_input="pair_and_z", graph_experts=2)
+    d = model.config.embedding_dim
+    assert model.experts.kernels[0].shape == (model.config.num_experts, 3 * d, 8)
+    encoded, dense, _ = model.encode(batch)
+    roots, states = model.tree_states(encoded, dense)
+    z = model.graph_features(states)[:, :2]
+    pair = tf.concat([roots["user"], roots["item"]], -1)
+    inputs = tf.concat(
+        [tf.repeat(pair[:, None], 4, axis=1), tf.pad(z, [[0, 0], [0, 2], [0, 0]])], -1
+    )
+    experts = model.experts(inputs)
+    expected = tf.concat([experts, tf.pad(z, [[0, 0], [0, 2], [0, 0]])], -1)
+    logits, gates = model.head(roots, states)
+    np.testing.assert_allclose(
+        logits.numpy(), model.heads((expected, gates)).numpy(), rtol=1e-5, atol=1e-6
+    )
+    # The graph experts' outputs move with the neighbourhoods; the others do not.
+    zero = model.experts(
+        tf.concat([tf.repeat(pair[:, None], 4, axis=1), tf.zeros_like(inputs[..., 2 * d :])], -1)
+    )
+    assert np.abs(experts[:, :2] - zero[:, :2]).max() > 1e-4
+    np.testing.assert_allclose(experts[:, 2:], zero[:, 2:], rtol=1e-6)
