@@ -72,7 +72,7 @@ def _client_process(target, model_name, user, items, threads, duration, start_at
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    request = _request(predict_pb2, model_name, user, items)
+    request = predict_request(predict_pb2, model_name, user, items)
     latencies = [[] for _ in range(threads)]
     errors = [0] * threads
 
@@ -110,7 +110,7 @@ def _aio_client_process(target, model_name, user, items, clients, duration, star
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    request = _request(predict_pb2, model_name, user, items)
+    request = predict_request(predict_pb2, model_name, user, items)
 
     async def main():
         latencies, errors = [], 0
@@ -145,7 +145,8 @@ def _aio_client_process(target, model_name, user, items, clients, duration, star
     queue.put(asyncio.run(main()))
 
 
-def _request(predict_pb2, model_name, user, items):
+def predict_request(predict_pb2, model_name, user, items):
+    """A serving_default PredictRequest scoring `items` for `user`."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     for key, values in (("user_id", [user] * len(items)), ("item_id", items)):
@@ -228,21 +229,27 @@ def serve_canned(threads: int) -> None:
     server.wait_for_termination()
 
 
+def server_command(model_base_path, model_name, server_args="", *flags) -> list[str]:
+    """The command line of `python -m serving.server` on a free port (`--port=0`)."""
+    return [
+        sys.executable,
+        "-m",
+        "serving.server",
+        "--port=0",
+        f"--model_name={model_name}",
+        f"--model_base_path={model_base_path}",
+        *flags,
+        *shlex.split(server_args),
+    ]
+
+
 def start_server(model_base_path, model_name, server_args):
     """Starts serving.server on a free port; returns (process, target)."""
     if model_base_path is None:  # the canned server
         command = [sys.executable, os.path.abspath(__file__), "--canned_server"]
         model_name = "canned"
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "serving.server",
-            "--port=0",
-            f"--model_name={model_name}",
-            f"--model_base_path={model_base_path}",
-            *shlex.split(server_args),
-        ]
+        command = server_command(model_base_path, model_name, server_args)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.time() + 180
     for line in process.stdout:
@@ -256,20 +263,25 @@ def start_server(model_base_path, model_name, server_args):
     return process, target
 
 
-def wait_until_serving(target, model_name):
+def wait_until_serving(target, model_name) -> None:
+    """Returns once the server answers GetModelStatus for the model (180 s at most)."""
     import grpc
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-    stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(target))
+    channel = grpc.insecure_channel(target)
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = model_name
     deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            stub.GetModelStatus(request, timeout=5)
-            return
-        except grpc.RpcError:
-            time.sleep(0.5)
+    try:
+        while time.time() < deadline:
+            try:
+                stub.GetModelStatus(request, timeout=5)
+                return
+            except grpc.RpcError:
+                time.sleep(0.5)
+    finally:
+        channel.close()
     raise SystemExit("the server loaded no version in 180 s")
 
 

@@ -57,6 +57,14 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_latency import (  # noqa: E402
+    known_ids,
+    predict_request,
+    server_command,
+    wait_until_serving,
+)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
 DEADLINE_S = 10.0
@@ -117,24 +125,6 @@ def publish_version(source: str, base: str, version: int) -> None:
     staging = os.path.join(base, f".staging-{version}")
     shutil.copytree(source, staging)
     os.rename(staging, os.path.join(base, str(version)))
-
-
-def known_ids(version_dir: str) -> tuple[bytes, list[bytes]]:
-    """Returns (a user id, item ids) from the version's serving_default warm-up requests."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    path = os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")
-    best = None
-    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
-        if "item_id" in request.inputs:
-            items = list(request.inputs["item_id"].string_val)
-            if best is None or len(items) > len(best[1]):
-                best = (request.inputs["user_id"].string_val[0], items)
-    if best is None:
-        raise SystemExit(f"no serving_default warm-up request in {path}")
-    return best
 
 
 class Tally:
@@ -201,13 +191,7 @@ def grpc_client(target, model_name, user, items, rate, offset, stop, tally) -> N
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    for key, values in (("user_id", [user] * len(items)), ("item_id", items)):
-        tensor = request.inputs[key]
-        tensor.dtype = 7  # DT_STRING
-        tensor.tensor_shape.dim.add().size = len(values)
-        tensor.string_val.extend(values)
+    request = predict_request(predict_pb2, model_name, user, items)
     # A connection of its own, as a separate client machine would have.
     channel = grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -296,17 +280,13 @@ def free_port() -> int:
 
 def start_server(base, model_name, poll_s, rest_port, server_args, log_file):
     """Starts serving.server on a free port; returns (process, gRPC target)."""
-    command = [
-        sys.executable,
-        "-m",
-        "serving.server",
-        "--port=0",
-        f"--model_name={model_name}",
-        f"--model_base_path={base}",
+    command = server_command(
+        base,
+        model_name,
+        server_args,
         f"--file_system_poll_wait_seconds={poll_s}",
         *([f"--rest_api_port={rest_port}"] if rest_port else []),
-        *shlex.split(server_args),
-    ]
+    )
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=ROOT
     )
@@ -330,27 +310,6 @@ def server_rss_mb(pid: int) -> float:
         except psutil.NoSuchProcess:
             pass
     return total / 2**20
-
-
-def wait_until_serving(target, model_name) -> None:
-    import grpc
-    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
-
-    channel = grpc.insecure_channel(target)
-    stub = model_service_pb2_grpc.ModelServiceStub(channel)
-    request = get_model_status_pb2.GetModelStatusRequest()
-    request.model_spec.name = model_name
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:
-            try:
-                stub.GetModelStatus(request, timeout=5)
-                return
-            except grpc.RpcError:
-                time.sleep(0.5)
-    finally:
-        channel.close()
-    raise SystemExit("the server loaded no version in 180 s")
 
 
 def record(args, figures: dict) -> None:
