@@ -36,10 +36,10 @@ demo: $(STAMP)
 	$(BIN)/python -m beam_pipelines.synthetic --out $(DEMO)/data --users 4000 --items 500 \
 		--mean_exposures 40 --seed 7
 	$(BIN)/python -m beam_pipelines.run --input $(DEMO)/data --format canonical \
-		--output $(DEMO)/samples --nested_tasks --overwrite --runner FnApiRunner
+		--output $(DEMO)/samples --nested_tasks --overwrite --runner FnApiRunner --graph_edges any
 	@# 5 epochs keep the demo to a few minutes; the reports train 20 (see README).
 	$(BIN)/python -m model.train --data $(DEMO)/samples --model_dir $(DEMO)/model --overwrite \
-		--epochs 5 --verbose 2
+		--epochs 5 --verbose 2 --embedding_init graph --embedding_init_rank 64
 	$(BIN)/python -m serving.export --model_dir $(DEMO)/model --data $(DEMO)/samples \
 		--export_base $(DEMO)/export --model_name mogenet --evaluate
 	@# Serve the export on a free port, rank 20 items for one user over gRPC, stop.
