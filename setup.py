@@ -2,8 +2,9 @@
 
 from setuptools import find_packages, setup
 
-# The stack of DESIGN.md §2, pinned. TF-GNN and TF Recommenders need Keras 2
-# (tf-keras); every package sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads.
+# The pinned stack (docs/architecture.md, "Software stack"). TF-GNN and TF
+# Recommenders need Keras 2 (tf-keras); every package sets TF_USE_LEGACY_KERAS=1
+# before TensorFlow loads.
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "tf-keras==2.21.0",

@@ -1,8 +1,9 @@
 """The pair sampler: one fixed-layout GraphTensor sample per labelled pair.
 
-Sampling (DESIGN §3): for a pair (u, i) the sample holds L hops over G from u
-and from i, L hops over G^U from u and L hops over G^I from i, with a fan-out
-per hop (see :mod:`beam_pipelines.sample_layout` for the layout).
+Sampling: for a pair (u, i) the sample holds L hops over G from u and from i,
+L hops over G^U from u and L hops over G^I from i, with a fan-out per hop (see
+:mod:`beam_pipelines.sample_layout` for the layout, and docs/sample-contract.md,
+"How neighbours are chosen", for the contract).
 
 How neighbours are chosen. Each node's neighbours in each adjacency are put in
 one seeded order, computed once per node by :class:`RankNeighbors`:

@@ -1,4 +1,6 @@
-"""The canonical records that flow between the preprocessing stages (DESIGN §3).
+"""The canonical records that flow between the preprocessing stages.
+
+See docs/architecture.md, "Adapters: raw logs to canonical records".
 
 Every adapter turns its raw format into :class:`Interaction` records, and every
 row it cannot use into a :class:`Rejected` record that carries the reason; the

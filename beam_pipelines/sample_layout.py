@@ -1,4 +1,4 @@
-"""The fixed layout of a pair's GraphTensor sample (DESIGN §3).
+"""The fixed layout of a pair's GraphTensor sample (docs/sample-contract.md, "Fixed layout").
 
 A sample holds four sampled neighbourhoods ("channels"), one per graph the
 paper's MGNN reads:

@@ -11,9 +11,11 @@ retry can cure (UNAVAILABLE, DEADLINE_EXCEEDED). It speaks only
 stubs, so it works unchanged against real TF Serving and against
 `serving.server`.
 
-The request follows the export's `serving_default` contract (DESIGN §5):
-`user_id` string [1] broadcast over `item_id` string [N]; the response holds
-one float [N] output per task, named after the task.
+The request follows the export's `serving_default` contract
+(docs/serving-contract.md, "Signatures"): `user_id` and `item_id` string [N],
+the user id sent once per item so that server-side batching can merge
+requests (the signature also takes a [1] user id, broadcast); the response
+holds one float [N] output per task, named after the task.
 """
 
 from __future__ import annotations
@@ -147,7 +149,9 @@ class ScoringClient:
         return self.predict({"user_id": [user] * len(items), "item_id": items})
 
     def rank(self, user: str, items, rank_by: str | None = None, top_k: int | None = None):
-        """Returns [(item, {task: score})] best first by `rank_by` (default: first task).
+        """Returns [(item, {task: score})] best first by `rank_by`.
+
+        `rank_by` defaults to the first output name in sorted order.
 
         Raises:
           ScoringError: If the call fails or `rank_by` is not an output.
@@ -203,7 +207,11 @@ def main(argv=None) -> int:
     parser.add_argument("--user", required=True, help="the user id")
     parser.add_argument("--items", required=True, help="comma-separated candidate item ids")
     parser.add_argument("--top_k", type=int, default=10, help="items to print (0 = all)")
-    parser.add_argument("--rank_by", default=None, help="task to rank by (default: the first)")
+    parser.add_argument(
+        "--rank_by",
+        default=None,
+        help="task to rank by (default: the first output name in sorted order)",
+    )
     parser.add_argument("--timeout_s", type=float, default=5.0, help="deadline per attempt")
     parser.add_argument("--retries", type=int, default=2)
     args = parser.parse_args(argv)

@@ -1,1 +1,4 @@
-"""Input adapters: raw formats -> canonical records (DESIGN §3)."""
+"""Input adapters: raw formats -> canonical records.
+
+See docs/architecture.md, "Adapters: raw logs to canonical records".
+"""
