@@ -7,12 +7,12 @@ client of TF Serving's batching sends it) from `--clients` concurrent clients
 for `--duration` seconds, then from 1 client. The concurrent clients are
 asyncio coroutines, one gRPC channel and connection each (as separate client
 machines; gRPC would otherwise share one), in `--client_processes` processes
-(the lightest Python client measured here); the single client is a plain
-blocking stub (lower latency than asyncio). Each reuses one prebuilt request.
-The clients run on the same 2 cores: "client included". Known ids are read
-from the export's warm-up requests. With `--ceiling`, the same phases also run
-against a canned server (a fixed answer, no TensorFlow): what gRPC and Python
-alone allow on this machine.
+(the lightest Python client tried); the single client is a plain blocking
+stub (lower latency than asyncio). Each reuses one prebuilt request. The
+clients share the server's machine and cores: "client included". Known ids
+are read from the export's warm-up requests. With `--ceiling`, the same phases
+also run against a canned server (a fixed answer, no TensorFlow): what gRPC
+and Python alone allow on the machine at hand.
 
 Prints requests/s, scores/s, p50 and p99 per phase and appends them, with the
 command and the date, to benchmarks/RESULTS.md (unless --no_record). The last

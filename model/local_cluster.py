@@ -11,8 +11,9 @@ is its own process with TF_CONFIG set by the scheduler, and `model.train
 --strategy parameter_server` runs on the chief.
 
 The servers share the process's inter-op thread pool with the coordinator, so
-they get `workers + 2` inter-op threads: with the default (the core count) a
-2-core machine deadlocks.
+the pool is sized by the cluster, `workers + 2` threads, not by the core count
+(TensorFlow's default): a pool with fewer threads than the cluster's tasks
+waiting on one another in it can deadlock.
 """
 
 from __future__ import annotations

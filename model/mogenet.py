@@ -28,7 +28,11 @@ mini-batch-aware form of NGCF and DIN, so that a step touches only the rows it
 used — plus, with `l2_scope="all"`, those of every dense weight).
 Each term is switchable in `ModelConfig`. Per-example terms are averaged over
 the global batch and parameter terms scaled per replica, so the loss is right
-under every tf.distribute strategy.
+under every tf.distribute strategy, with one exception: the mini-batch L2 counts
+an embedding row once per *replica* batch that reads it, so R replicas of B/R
+examples penalise a row read by several of them more than one batch of B does
+(measured in tests/model/test_distribution.py, which compares strategies with
+L2 off).
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ Speed choices (figures in benchmarks/RESULTS.md):
   * versions run as TF Serving runs them, in a Session (TF1 SavedModel
     loader) with `Session.make_callable`: numpy in and out, no eager tensors;
     ops run in the calling thread (`--tensorflow_inter_op_parallelism=-1`),
-    which halved the fixed cost of a call on this 2-core machine;
+    which saves the hand-off to TensorFlow's thread pool, a large part of the
+    fixed cost of a call to a small graph;
   * server-side batching (`Batcher`, on by default): requests of one
     signature whose inputs have equal lengths, arriving while the model is
     busy, are merged into one call;
@@ -53,8 +54,8 @@ Speed choices (figures in benchmarks/RESULTS.md):
 
   * `--num_processes N`: N server processes share the ports (SO_REUSEPORT;
     see `supervise`). One process is bound by Python's GIL (gRPC's Python
-    layer, the handler and the Session call's feeds take turns on it) and
-    left half of this 2-core machine idle under 8 clients; two used it.
+    layer, the handler and the Session call's feeds take turns on it), so
+    under many clients it leaves cores idle that more processes put to work.
 """
 
 from __future__ import annotations
@@ -461,12 +462,12 @@ class ModelManager:
     version keeps serving (TF Serving would unload it) and a warning is logged.
 
     A closed version's graph sits in reference cycles that only Python's
-    full garbage collection frees (about 5 MB per version of a test-sized
-    model, which the collector's own schedule left alone for dozens of
-    swaps; benchmarks/RESULTS.md), so the poller runs `gc.collect()` once
-    versions have closed. `main` calls `gc.freeze()` before the first load,
-    so that collection skips TensorFlow's own objects (about 10 ms instead
-    of 200).
+    full garbage collection frees, and the collector's own schedule can
+    leave them for many swaps while memory grows (benchmarks/RESULTS.md,
+    serving_soak), so the poller runs `gc.collect()` once versions have
+    closed. `main` calls `gc.freeze()` before the first load, so that
+    collection skips TensorFlow's own long-lived objects, most of the heap,
+    and a pass holds the GIL only briefly.
 
     Args:
       name: The served model's name.

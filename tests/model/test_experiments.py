@@ -185,6 +185,11 @@ def test_report_from_a_fixed_runs_csv(tmp_path):
 
 
 def test_a_real_single_task_run_trains_and_reports(tmp_path):
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from model import trained
+    from model.baselines import NGCF
+    from model.evaluation import predict_split
     from tests.model.planted import write_planted
 
     data_dir = write_planted(tmp_path / "data", sizes={"train": 128, "valid": 32, "test": 32})
@@ -194,10 +199,22 @@ def test_a_real_single_task_run_trains_and_reports(tmp_path):
         epochs=2, batch_size=64, learning_rate=0.01, deterministic=True, monitor="none"
     )
     (row,) = experiments.execute([run], data_dir, str(tmp_path / "out"), config, TASKS)
-    assert 0.0 <= row["click_gauc"] <= 1.0 and row["conversion_gauc"] is None
     assert row["tasks"] == "click" and row["epochs"] == 2 and row["best_epoch"] == 2
-    with open(tmp_path / "out" / "runs" / run.key / "metrics.json") as f:
-        assert json.load(f)["monitor"] == "none"  # the flag reached model.train
+    run_dir = tmp_path / "out" / "runs" / run.key
+    with open(run_dir / "metrics.json") as f:
+        written = json.load(f)
+    assert written["monitor"] == "none"  # the flag reached model.train
+    # The row holds the run's test metrics, each in its own column, none for the other task.
+    click, names = written["test"]["click"], ("gauc", "auc", "log_loss")
+    assert [row[f"click_{name}"] for name in names] == [click[name] for name in names]
+    assert [row[f"conversion_{name}"] for name in names] == [None] * 3
+    # Those metrics are the saved single-task NGCF's, on its own test predictions.
+    model, entities = trained.load(str(run_dir))
+    assert isinstance(model, NGCF) and model.task_names == ("click",)
+    predictions = predict_split(model, data_dir, "test", 64, entities)
+    labels, scores = predictions.labels["click"], predictions.scores["click"]
+    assert click["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+    assert click["log_loss"] == pytest.approx(log_loss(labels, scores), rel=1e-5)
 
 
 def test_a_bad_training_flag_is_a_one_line_error(tmp_path, capsys):

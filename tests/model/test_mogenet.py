@@ -33,15 +33,18 @@ def _model(data, **overrides):
     return model
 
 
-def test_outputs_are_probabilities_per_task(data):
+def test_each_task_scores_the_sigmoid_of_its_own_logit(data):
     model = _model(data)
     out = model(data[3])
     assert set(out) == {"click", "conversion"}
-    for scores in out.values():
-        assert scores.shape == (32,)
-        assert ((scores.numpy() > 0) & (scores.numpy() < 1)).all()
-    logits, gates = model.forward(data[3])
+    logits, gates = (t.numpy() for t in model.forward(data[3]))
     assert logits.shape == (32, 2) and gates.shape == (32, 2, 4)
+    # Task k is column k, in the schema's task order; the columns differ, so a swap shows.
+    assert model.task_names == ("click", "conversion")
+    assert np.abs(logits[:, 0] - logits[:, 1]).max() > 1e-4
+    for k, task in enumerate(model.task_names):
+        assert out[task].shape == (32,)
+        np.testing.assert_allclose(out[task].numpy(), 1 / (1 + np.exp(-logits[:, k])), rtol=1e-6)
 
 
 def test_tree_slices_follow_the_edges_of_the_graph_tensor(data):
@@ -192,31 +195,20 @@ def test_without_graph_experts_it_is_mmoe_on_the_roots(data):
     model = _model(data, graph_experts=0)
     assert not model.channels
     assert not any("channel" in v.name or "kappa" in v.name for v in model.variables)
+    # Known roots, so that the rows differ (the planted roots are all one unknown id).
+    rows = tf.range(32)
+    batch = dict(batch)
+    for node_set, step in (("user", 1), ("item", 5)):
+        index = batch[f"{node_set}_index"]
+        batch[f"{node_set}_index"] = tf.concat([(1 + rows * step % 12)[:, None], index[:, 1:]], 1)
     logits, gates = (t.numpy() for t in model.forward(batch))
-
-    def leaky(v):
-        return np.where(v > 0, v, 0.2 * v)
-
-    roots = []
-    for node_set in ("user", "item"):
-        encoder = model.encoders[node_set]
-        index = batch[f"{node_set}_index"].numpy()[:, 0]
-        values = encoder.feature_values.numpy()[index] + encoder._offsets.numpy()
-        encoding = encoder.id_embedding.numpy()[index] + encoder.feature_embedding.numpy()[
-            values
-        ].sum(1)
-        encoding += encoder.numeric_values.numpy()[index] @ encoder.numeric_kernel.numpy()
-        roots.append(encoding)
-    x = np.concatenate(roots, -1)
-    experts = leaky(
-        np.einsum("bi,nio->bno", x, model.experts.kernels[0].numpy()) + model.experts.biases[0]
-    )
-    gate_logits = np.einsum("bi,kin->bkn", x, model.gates.kernel.numpy()) + model.gates.bias
-    expected_gates = np.exp(gate_logits) / np.exp(gate_logits).sum(-1, keepdims=True)
-    mixed = np.einsum("bkn,bno->bko", expected_gates, experts)
-    expected = np.einsum("bko,ko->bk", mixed, model.heads.kernel.numpy()) + model.heads.bias
-    np.testing.assert_allclose(gates, expected_gates, rtol=1e-5)
-    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-6)
+    assert np.ptp(logits, 0).min() > 1e-6
+    # MMoE on [p_u || q_i]: the experts and gates read the roots' encodings, nothing else.
+    pair = tf.concat([model.encoders[s](batch[f"{s}_index"][:, 0]) for s in ("user", "item")], -1)
+    expected_gates = model.gates(pair)
+    expected = model.heads((model.experts(pair), expected_gates))
+    np.testing.assert_allclose(gates, expected_gates.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-5, atol=1e-6)
     shuffled = dict(batch)
     shuffled["user_index"] = tf.concat(
         [batch["user_index"][:, :1], batch["user_index"][::-1, 1:]], 1
