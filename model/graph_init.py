@@ -103,30 +103,42 @@ def ppmi_embeddings(
     if len(g_items) < 2:
         raise GraphInitError(f"G has {len(g_items)} item(s): too few to factorise")
     r = sp.csr_matrix((np.ones(len(pairs)), (u_index, i_index)), shape=(len(g_users), len(g_items)))
-    co = (r.T @ r).tocsr()
-    co.setdiag(0)
-    co.eliminate_zeros()
+    ppmi = item_ppmi(r)
     k = min(rank, len(g_items) - 1)
-    if co.nnz == 0:
+    if ppmi.nnz == 0:
         q = np.zeros((len(g_items), k))
     else:
-        row_sum = np.asarray(co.sum(1)).ravel()
-        col_sum = np.asarray(co.sum(0)).ravel()
-        coo = co.tocoo()
-        pmi = np.log(coo.data * co.sum() / (row_sum[coo.row] * col_sum[coo.col]))
-        keep = pmi > 0
-        ppmi = sp.csr_matrix(
-            (pmi[keep], (coo.row[keep], coo.col[keep])), shape=co.shape, dtype=np.float64
-        )
         svd = TruncatedSVD(n_components=k, algorithm="randomized", random_state=seed)
+        # fit_transform is U·σ; dividing by √σ leaves U·√σ.
         q = svd.fit_transform(ppmi) / np.sqrt(np.maximum(svd.singular_values_, 1e-12))
-    q = _unit_rows(q)  # fit_transform = U·σ; / √σ leaves U·√σ
+    q = _unit_rows(q)
     degree = np.asarray(r.sum(1)).ravel()
     p = _unit_rows((sp.diags(1.0 / degree) @ r) @ q)
     scale = _UNIFORM_RMS * np.sqrt(k)
     return (
         {int(row): scale * p[n] for n, row in enumerate(g_users)},
         {int(row): scale * q[n] for n, row in enumerate(g_items)},
+    )
+
+
+def item_ppmi(r: sp.spmatrix) -> sp.csr_matrix:
+    """Returns the PPMI of the item co-occurrence of a binary user × item matrix.
+
+    C = RᵀR with a zero diagonal; PPMI_ij = max(0, log(C_ij · ΣC / (C_i· · C_·j))),
+    kept sparse (zeros where C_ij = 0 or the PMI is not positive).
+    """
+    co = (r.T @ r).tocsr()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    if co.nnz == 0:
+        return co.astype(np.float64)
+    row_sum = np.asarray(co.sum(1)).ravel()
+    col_sum = np.asarray(co.sum(0)).ravel()
+    coo = co.tocoo()
+    pmi = np.log(coo.data * co.sum() / (row_sum[coo.row] * col_sum[coo.col]))
+    keep = pmi > 0
+    return sp.csr_matrix(
+        (pmi[keep], (coo.row[keep], coo.col[keep])), shape=co.shape, dtype=np.float64
     )
 
 

@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 from beam_pipelines import synthetic  # noqa: E402
 from model.entities import load_entities  # noqa: E402
-from model.graph_init import ppmi_embeddings, read_bipartite  # noqa: E402
+from model.graph_init import item_ppmi, ppmi_embeddings, read_bipartite  # noqa: E402
 from model.metrics import gauc  # noqa: E402
 
 
@@ -66,7 +66,6 @@ def scores(out: str, users, items, ranks) -> dict[str, np.ndarray]:
         ),
         shape=(len(user_index), len(item_index)),
     )
-    r.data[:] = 1.0
     r.sum_duplicates()
     r.data[:] = 1.0
     pairs = zip(users, items, strict=True)
@@ -78,13 +77,7 @@ def scores(out: str, users, items, ranks) -> dict[str, np.ndarray]:
     normed = r @ sp.diags(1 / np.sqrt(np.maximum(item_degree, 1)))
     cosine = (normed.T @ normed).tocsr()
     cosine.setdiag(0)
-    co = (r.T @ r).tocsr()
-    co.setdiag(0)
-    co.eliminate_zeros()
-    coo = co.tocoo()
-    row_sum, col_sum = np.asarray(co.sum(1)).ravel(), np.asarray(co.sum(0)).ravel()
-    pmi = np.log(coo.data * co.sum() / (row_sum[coo.row] * col_sum[coo.col]))
-    ppmi = sp.csr_matrix((np.maximum(pmi, 0), (coo.row, coo.col)), shape=co.shape)
+    ppmi = item_ppmi(r)
 
     def mean_over_user_items(similarity):
         return np.asarray((r @ similarity)[u, i]).ravel() / user_degree[u]
