@@ -39,21 +39,15 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from serving.server import (
-    DEFAULT_SIGNATURE,
-    ModelManager,
-    ServerMetrics,
-    check_request,
-    input_dtypes,
-    model_status,
-    run_signature,
-)
+from serving.metrics import ServerMetrics
+from serving.requests import check_request, input_dtypes, model_status, run_signature
 from serving.status import (
     ServableError,
     as_servable_error,
     http_status,
     signature_name_not_found,
 )
+from serving.versions import DEFAULT_SIGNATURE, ModelManager
 
 log = logging.getLogger("serving.rest")
 # TF Serving's paths (tensorflow_serving/model_servers/http_rest_api_util.cc),

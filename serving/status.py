@@ -6,11 +6,11 @@ aborts with `code`, the REST API answers `http_status(code)` with the body
 `{"error": message}`, and the metrics label the request `code.name`. Any
 other exception is answered as `internal(error)`: INTERNAL, HTTP 500.
 
-The class lives in this small module, imported by `serving.server` and
+The class lives in this small module, imported by the server's modules and
 `serving.rest` alike, so that it is one class however the server is started:
-under `python -m serving.server` the server's own module is `__main__`, and a
-class defined there would differ from the `serving.server` one that
-`serving.rest` imports, so an `except` in one would miss the other's errors.
+under `python -m serving.server` the server's own module is `__main__`, and
+when the class was defined there it differed from the `serving.server` one
+that `serving.rest` imported, so an `except` in one missed the other's errors.
 
 The messages a client may parse are TF Serving's, word for word (sources in
 the functions below).

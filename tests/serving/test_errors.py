@@ -20,8 +20,10 @@ from tensorflow_serving.apis import (
 )
 
 from serving import status
+from serving.grpc_api import make_server
+from serving.metrics import ServerMetrics
 from serving.rest import METRICS_PATH, start_rest_server
-from serving.server import ModelManager, ServerMetrics, make_server
+from serving.versions import ModelManager
 from tests.serving.test_server import _http, _log_of, _request, _save, _start_cli
 
 MAX_ITEMS, MAX_REST_BYTES = 50, 4096

@@ -209,7 +209,8 @@ def test_saved_model_cli_run_answers_as_the_server_does(exported, tmp_path):
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving.server import ModelManager, make_server
+    from serving.grpc_api import make_server
+    from serving.versions import ModelManager
 
     warmup = os.path.join(exported, export_lib.WARMUP_FILE)
     request = max(

@@ -18,7 +18,8 @@ from tensorflow_serving.apis import (
 )
 
 from serving.client import ScoringClient, ScoringError
-from serving.server import ModelManager, make_server
+from serving.grpc_api import make_server
+from serving.versions import ModelManager
 
 
 class _Scorer(tf.Module):
@@ -519,8 +520,8 @@ def test_health_reflection_and_prometheus_metrics(served):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+    from serving.metrics import ServerMetrics
     from serving.rest import METRICS_PATH, start_rest_server
-    from serving.server import ServerMetrics
 
     _, manager, target, channel = served
     health = health_pb2_grpc.HealthStub(channel)
@@ -583,7 +584,7 @@ def test_health_is_not_serving_until_a_version_loads(tmp_path):
 def test_tls_port_serves_clients_that_trust_its_certificate(served, tmp_path):
     import subprocess
 
-    from serving.server import tls_credentials
+    from serving.grpc_api import tls_credentials
 
     cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
     subprocess.run(
@@ -686,7 +687,7 @@ class _RecordingVersion:
 
 
 def test_batcher_batches_queued_requests_and_keeps_errors_to_their_request():
-    from serving.server import Batcher
+    from serving.batching import Batcher
 
     version = _RecordingVersion()
     batcher = Batcher(version, "serving_default", max_items=10)
@@ -732,7 +733,7 @@ class _MisalignedVersion:
 
 
 def test_batcher_runs_requests_alone_when_outputs_are_not_one_row_per_input():
-    from serving.server import Batcher, _Job
+    from serving.batching import Batcher, _Job
 
     version = _MisalignedVersion()
     batcher = Batcher(version, "serving_default", max_items=10)
