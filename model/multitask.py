@@ -12,7 +12,9 @@ the dense fixed layout (see `model.mogenet` for the inputs). It owns
 A model defines `head(roots, states) -> (logits [B, K], gates [B, K, N] or
 None)`: MoGENet its graph enhanced experts, the baselines their towers.
 Models whose papers train with the plain sum of BCEs set
-`task_uncertainty = False` and `cooperative_gates = False`.
+`task_uncertainty = False` and `cooperative_gates = False`. What the paper
+counts a model as, `multi_task` and `single_task`, plans its tables
+(`model.experiments.plan`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class GraphMultiTaskModel(tfrs.models.Model):
 
     task_uncertainty = True
     cooperative_gates = True  # β·L_co on the gates, if the model has gates
+    # A multi-task model ties the tasks in its head (Table 3 gives the
+    # multi-task baselines "+ MGNN"); a single-task one scores one task, one
+    # model per task (Table 2 trains it once per task).
+    multi_task = True
+    single_task = False
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ class ESMM(MLPBaseline):
     The towers are the MLP baseline's; what differs is the output.
     """
 
+    multi_task = True  # the entire-space product ties the tasks
+
     def logits(self, x, training=False):
         raw = self.task_logits(self.towers(x))  # [B, K]: the click logit, then conditionals
         click = raw[:, 0]

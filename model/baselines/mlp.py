@@ -9,6 +9,8 @@ from model.layers import Experts, TaskLogits
 class MLPBaseline(FeatureBaseline):
     """logit_k = v_kᵀ MLP_k([p_u || q_i]) + b_k, with `config.tower_units` per tower."""
 
+    multi_task = False  # independent towers: nothing ties the tasks
+
     def __init__(self, config, tasks, layout, entities, jit_compile=False, **kwargs):
         super().__init__(config, tasks, layout, entities, jit_compile, **kwargs)
         slope = config.leaky_relu_alpha

@@ -61,6 +61,8 @@ class NGCF(GraphMultiTaskModel):
 
     task_uncertainty = False
     cooperative_gates = False
+    multi_task = False
+    single_task = True
 
     def __init__(self, config, tasks, layout, entities, jit_compile=False, **kwargs):
         tasks = tuple(tasks)
