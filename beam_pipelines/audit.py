@@ -15,9 +15,9 @@ says nothing within a user.
 The statistics are read back from the written tf.Examples (what the model
 sees), with the item's degree in G joined from the graph:
 
-  * ``<channel>_hop<h>_real``: real (unpadded) nodes of a channel's hop, for
-    the channels G_u, G_i, U and I of the sample layout;
-  * ``<channel>_empty``: 1 if the channel's hop 1 has no real node;
+  * ``<tree>_hop<h>_real``: real (unpadded) nodes of a tree's hop, for
+    the trees G_u, G_i, U and I of the sample layout;
+  * ``<tree>_empty``: 1 if the tree's hop 1 has no real node;
   * ``overlap_U_G_i``: users both among u's G^U hop-1 neighbours and among
     i's G hop-1 neighbours;
   * ``overlap_I_G_u``: items both among i's G^I hop-1 neighbours and among
@@ -46,11 +46,11 @@ from scipy.stats import rankdata
 from beam_pipelines import stats
 from beam_pipelines.records import SPLITS
 from beam_pipelines.sample_layout import (
-    CHANNELS,
     ID_FEATURE,
     ITEM,
     LABEL_PREFIX,
     MASK_FEATURE,
+    TREES,
     USER,
     SampleLayout,
 )
@@ -61,7 +61,7 @@ ITEM_DEGREE = "item_G_degree"
 def statistic_names(layout: SampleLayout) -> tuple[str, ...]:
     """Returns the audited statistics' names, in table order."""
     names = [f"{s.channel}_hop{s.hop}_real" for s in layout.segments]
-    names += [f"{c.name}_empty" for c in CHANNELS]
+    names += [f"{t.name}_empty" for t in TREES]
     return (*names, "overlap_U_G_i", "overlap_I_G_u", ITEM_DEGREE)
 
 
@@ -97,13 +97,13 @@ class SampleStatistics:
             end = segment.node_offset + segment.size
             return sum(masks[segment.node_set][segment.node_offset : end])
 
-        def hop1_ids(channel):
-            s = self._hop1[channel]
+        def hop1_ids(tree):
+            s = self._hop1[tree]
             window = ids[s.node_set][s.node_offset : s.node_offset + s.size]
             return {v for v in window if v}
 
         values = [float(real(s)) for s in self.layout.segments]
-        values += [float(real(self._hop1[c.name]) == 0) for c in CHANNELS]
+        values += [float(real(self._hop1[t.name]) == 0) for t in TREES]
         values.append(float(len(hop1_ids("U") & hop1_ids("G_i"))))
         values.append(float(len(hop1_ids("I") & hop1_ids("G_u"))))
         return ids[USER][0].decode(), ids[ITEM][0].decode(), label, values

@@ -4,12 +4,12 @@ The graph rows are the part of the training split that builds the graphs
 (:class:`beam_pipelines.split.SplitGraphRows`); the other rows supervise.
 
 * G, the user-item bipartite graph: an edge (u, i) iff the sum of the pair's
-  labels in the graph rows is at least 1 (``edges="positive"``, the paper's
-  click graph), or iff the pair has any graph row at all (``edges="any"``:
-  exposures too, for logs that record what was shown). Pairs that also occur in a
-  supervising, validation or test row are left out, so that no graph holds an
-  edge of a pair that is labelled in a sample (with a time split the same pair
-  can fall on both sides).
+  labels in the graph rows is at least 1 (``graph_edges="positive"``, the
+  paper's click graph), or iff the pair has any graph row at all
+  (``graph_edges="any"``: exposures too, for logs that record what was
+  shown). Pairs that also occur in a supervising, validation or test row are
+  left out, so that no graph holds an edge of a pair that is labelled in a
+  sample (with a time split the same pair can fall on both sides).
 * G^U and G^I, the user-user and item-item collaborative similarity graphs,
   computed from G's edges (see :mod:`beam_pipelines.similarity`).
 """
@@ -20,32 +20,12 @@ from typing import NamedTuple
 
 import apache_beam as beam
 
+from beam_pipelines.config import ANY, PreprocessConfig
 from beam_pipelines.pair_sampler import AdjacencyEdge
 from beam_pipelines.records import Interaction, pair_key
 from beam_pipelines.sample_layout import II, IU, UI, UU
 from beam_pipelines.similarity import CollaborativeSimilarity
 from beam_pipelines.stats import DegreeStatsFn
-
-GRAPH_EDGES = ("positive", "any")
-
-
-class GraphConfig(NamedTuple):
-    """How the similarity graphs are built.
-
-    Attributes:
-      top_k: Most similar neighbours kept per node in G^U and G^I.
-      max_pivot_degree: Hot-node cap of the co-occurrence count.
-      measure: "cosine" or "jaccard".
-      seed: Seed of the hot-node cap's sample.
-      edges: Which graph rows become G's edges: "positive" (a label is 1) or
-        "any" (every logged pair, shown or acted on).
-    """
-
-    top_k: int = 10
-    max_pivot_degree: int = 200
-    measure: str = "cosine"
-    seed: int = 0
-    edges: str = "positive"
 
 
 class Graphs(NamedTuple):
@@ -73,18 +53,20 @@ class BuildGraphs(beam.PTransform):
     supervising, validation and test rows).
 
     Args:
-      config: A GraphConfig.
+      config: The job's settings: `graph_edges` (which graph rows become G's
+        edges: "positive", a label is 1, or "any", every logged pair), and
+        for G^U and G^I `sim_top_k` (most similar neighbours kept per node),
+        `max_pivot_degree` (hot-node cap of the co-occurrence count),
+        `similarity` ("cosine" or "jaccard") and `seed` (of the cap's sample).
     """
 
-    def __init__(self, config: GraphConfig):
+    def __init__(self, config: PreprocessConfig):
         super().__init__()
         self.config = config
 
     def expand(self, splits):
         config = self.config
-        if config.edges not in GRAPH_EDGES:
-            raise ValueError(f"edges must be one of {GRAPH_EDGES}, got {config.edges!r}")
-        keep_all = config.edges == "any"
+        keep_all = config.graph_edges == ANY
         positives = (
             splits["train"]
             | "Positives" >> beam.Filter(lambda r: keep_all or any(r.labels))
@@ -112,14 +94,14 @@ class BuildGraphs(beam.PTransform):
         edges = edges_and_removed.edges
         removed = edges_and_removed.removed | "CountRemoved" >> beam.combiners.Count.Globally()
         user_sim = edges | "UserSim" >> CollaborativeSimilarity(
-            config.top_k, config.max_pivot_degree, config.seed, config.measure
+            config.sim_top_k, config.max_pivot_degree, config.seed, config.similarity
         )
         item_sim = (
             edges
             | "ItemUser" >> beam.Map(lambda e: (e[1], e[0]))
             | "ItemSim"
             >> CollaborativeSimilarity(
-                config.top_k, config.max_pivot_degree, config.seed, config.measure
+                config.sim_top_k, config.max_pivot_degree, config.seed, config.similarity
             )
         )
         return Graphs(edges, user_sim, item_sim, removed)

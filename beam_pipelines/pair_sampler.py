@@ -44,30 +44,30 @@ from beam_pipelines.progress import Progress
 from beam_pipelines.records import Interaction
 from beam_pipelines.sample_encoder import EncodedSegment, SampleEncoder
 from beam_pipelines.sample_layout import (
-    CHANNELS,
     ITEM,
     IU,
+    TREES,
     UI,
     USER,
     WEIGHTED_EDGE_SETS,
-    Channel,
     SampleLayout,
+    Tree,
 )
 
 MEMORY = "memory"
 JOIN = "join"
-STRATEGIES = (MEMORY, JOIN)
+SAMPLERS = (MEMORY, JOIN)  # the choices of `--sampler`
 
 # A node's ranked neighbours: (ids, weights), most preferred first.
 Neighbors = tuple[tuple[str, ...], tuple[float, ...]]
 # Look-up of a node's ranked neighbours in one adjacency (None: no neighbours).
 Lookup = Callable[[tuple[str, str]], "Neighbors | None"]
-# Per channel, per hop: (ids with None for padding, weights).
-ChannelPart = list[tuple[list, list]]
+# Per tree, per hop: (ids with None for padding, weights).
+TreePart = list[tuple[list, list]]
 
 _MAX_CACHED_PARTS = 200_000  # about 0.3 GB; cleared whole when full
-_USER_CHANNELS = tuple(c for c in CHANNELS if c.root == USER)
-_ITEM_CHANNELS = tuple(c for c in CHANNELS if c.root == ITEM)
+_USER_TREES = tuple(t for t in TREES if t.root == USER)
+_ITEM_TREES = tuple(t for t in TREES if t.root == ITEM)
 
 
 class AdjacencyEdge(NamedTuple):
@@ -114,7 +114,7 @@ class RankNeighbors(beam.PTransform):
 
 
 class PairSampler:
-    """Expands pairs into channel parts and encodes them; shared by both strategies.
+    """Expands pairs into tree parts and encodes them; shared by both strategies.
 
     Args:
       layout: The sample layout.
@@ -124,31 +124,29 @@ class PairSampler:
     def __init__(self, layout: SampleLayout, tasks: Sequence[str]):
         self.layout = layout
         self.encoder = SampleEncoder(layout, tasks)
-        # Per channel, per hop: (fan-out, adjacency the hop expands over).
+        # Per tree, per hop: (fan-out, adjacency the hop expands over).
         self._hops = {
-            c.name: [(s.fanout, c.adjacency(s.hop)) for s in layout.channel_segments(c.name)]
-            for c in CHANNELS
+            t.name: [(s.fanout, t.adjacency(s.hop)) for s in layout.tree_segments(t.name)]
+            for t in TREES
         }
-        self._cache: dict[tuple[str, str], ChannelPart] = {}
+        self._cache: dict[tuple[str, str], TreePart] = {}
 
     def __reduce__(self):
         # Pickled (into Beam DoFns) as its arguments, without its cache.
         return PairSampler, (self.layout, self.encoder.tasks)
 
     def clear_cache(self) -> None:
-        """Forgets the cached channels (when their roots will not come back)."""
+        """Forgets the cached trees (when their roots will not come back)."""
         self._cache.clear()
 
-    def channel_part(
-        self, channel: Channel, user: str, item: str, lookup: Lookup
-    ) -> list[EncodedSegment]:
-        """Samples one channel of the pair (user, item), encoded.
+    def tree_part(self, tree: Tree, user: str, item: str, lookup: Lookup) -> list[EncodedSegment]:
+        """Samples one tree of the pair (user, item), encoded.
 
-        A root's channel is the same in every pair unless the pair's own edge
+        A root's tree is the same in every pair unless the pair's own edge
         would be in it, so it is sampled and encoded once per root and cached.
 
         Args:
-          channel: The channel.
+          tree: The tree.
           user: The pair's user id.
           item: The pair's item id.
           lookup: Ranked neighbours by (adjacency, node).
@@ -156,29 +154,29 @@ class PairSampler:
         Returns:
           Per hop, the encoded segment (see SampleEncoder.encode_segment).
         """
-        root = user if channel.root == USER else item
-        key = (channel.name, root)
+        root = user if tree.root == USER else item
+        key = (tree.name, root)
         cached = self._cache.get(key)
         if cached is None:
             if len(self._cache) >= _MAX_CACHED_PARTS:
                 self._cache.clear()
-            part = self._expand(channel, root, lookup, None, None)
-            cached = self._cache[key] = (part, self._encode_part(channel, part))
+            part = self._expand(tree, root, lookup, None, None)
+            cached = self._cache[key] = (part, self._encode_part(tree, part))
         part, encoded = cached
-        if channel.bipartite and self._holds_edge(channel, root, part, user, item):
-            encoded = self._encode_part(channel, self._expand(channel, root, lookup, user, item))
+        if tree.bipartite and self._holds_edge(tree, root, part, user, item):
+            encoded = self._encode_part(tree, self._expand(tree, root, lookup, user, item))
         return encoded
 
-    def _encode_part(self, channel: Channel, part: ChannelPart) -> list[EncodedSegment]:
+    def _encode_part(self, tree: Tree, part: TreePart) -> list[EncodedSegment]:
         return [
-            self.encoder.encode_segment(ids, None if channel.bipartite else weights)
+            self.encoder.encode_segment(ids, None if tree.bipartite else weights)
             for ids, weights in part
         ]
 
-    def _holds_edge(self, channel: Channel, root: str, part: ChannelPart, user: str, item: str):
-        """Whether a sampled channel holds the edge (user, item)."""
+    def _holds_edge(self, tree: Tree, root: str, part: TreePart, user: str, item: str):
+        """Whether a sampled tree holds the edge (user, item)."""
         parents: list = [root]
-        for (f, adjacency), (ids, _) in zip(self._hops[channel.name], part, strict=True):
+        for (f, adjacency), (ids, _) in zip(self._hops[tree.name], part, strict=True):
             if adjacency == UI:
                 parent, child = user, item
             elif adjacency == IU:
@@ -193,12 +191,12 @@ class PairSampler:
         return False
 
     def _expand(
-        self, channel: Channel, root: str, lookup: Lookup, user: str | None, item: str | None
-    ) -> ChannelPart:
-        """Expands a channel hop by hop; skips the edge (user, item) if given."""
+        self, tree: Tree, root: str, lookup: Lookup, user: str | None, item: str | None
+    ) -> TreePart:
+        """Expands a tree hop by hop; skips the edge (user, item) if given."""
         parents: list = [root]
         part = []
-        for fanout, adjacency in self._hops[channel.name]:
+        for fanout, adjacency in self._hops[tree.name]:
             ids: list = []
             weights: list = []
             for parent in parents:
@@ -229,13 +227,13 @@ class PairSampler:
         return part
 
     def parts(
-        self, channels: Iterable[Channel], user: str, item: str, lookup: Lookup
+        self, trees: Iterable[Tree], user: str, item: str, lookup: Lookup
     ) -> dict[str, list[EncodedSegment]]:
-        """Samples several channels of a pair; see `channel_part`."""
-        return {c.name: self.channel_part(c, user, item, lookup) for c in channels}
+        """Samples several trees of a pair; see `tree_part`."""
+        return {t.name: self.tree_part(t, user, item, lookup) for t in trees}
 
     def encode(self, pair: Interaction, parts: dict[str, list[EncodedSegment]]) -> bytes:
-        """Assembles the encoded channels in layout order and serializes the sample."""
+        """Assembles the encoded trees in layout order and serializes the sample."""
         encoder = self.encoder
         segments = {
             USER: [encoder.encode_segment([pair.user_id])],
@@ -269,7 +267,7 @@ class _SampleWithSideInput(beam.DoFn):
         sampler, lookup = self.sampler, neighbors.get
         samples = []
         for split, pair in batch:
-            parts = sampler.parts(CHANNELS, pair.user_id, pair.item_id, lookup)
+            parts = sampler.parts(TREES, pair.user_id, pair.item_id, lookup)
             samples.append((split, sampler.encode(pair, parts)))
         self.progress.step(len(samples))
         yield from _by_split(samples)
@@ -302,20 +300,20 @@ class SamplePairsInMemory(_Strategy):
         )
 
 
-def _closure_adjacencies(channel: Channel, num_hops: int) -> list[str]:
-    return [channel.adjacency(hop) for hop in range(1, num_hops + 1)]
+def _closure_adjacencies(tree: Tree, num_hops: int) -> list[str]:
+    return [tree.adjacency(hop) for hop in range(1, num_hops + 1)]
 
 
 class _Neighborhoods(beam.PTransform):
-    """Per root node of a channel, every ranked list its L-hop expansion reads.
+    """Per root node of a tree, every ranked list its L-hop expansion reads.
 
     Output: (root, {(adjacency, node): Neighbors}). Built bottom-up with one
     CoGroupByKey per hop, so each step only holds one node's requesters.
     """
 
-    def __init__(self, channel: Channel, num_hops: int, by_adjacency: dict):
+    def __init__(self, tree: Tree, num_hops: int, by_adjacency: dict):
         super().__init__()
-        self.adjacencies = _closure_adjacencies(channel, num_hops)
+        self.adjacencies = _closure_adjacencies(tree, num_hops)
         self.by_adjacency = by_adjacency
 
     def expand(self, pipeline_or_pcoll):
@@ -361,12 +359,12 @@ def _merge_closure(kv, adjacency):
     return node, merged
 
 
-class _SampleRootChannels(beam.DoFn):
-    """Joins pairs with their root's neighbourhoods and samples that root's channels."""
+class _SampleRootTrees(beam.DoFn):
+    """Joins pairs with their root's neighbourhoods and samples that root's trees."""
 
-    def __init__(self, sampler: PairSampler, channels: tuple, final: bool):
+    def __init__(self, sampler: PairSampler, trees: tuple, final: bool):
         self.sampler = sampler
-        self.channels = channels
+        self.trees = trees
         self.final = final
 
     def setup(self):
@@ -375,20 +373,20 @@ class _SampleRootChannels(beam.DoFn):
     def process(self, kv):
         _, grouped = kv
         lookup_table = {}
-        for channel in self.channels:
-            for closure in grouped[channel.name]:
+        for tree in self.trees:
+            for closure in grouped[tree.name]:
                 lookup_table.update(closure)
         samples = []
         for split, pair, parts in grouped["pairs"]:
             parts = dict(parts)
             parts.update(
-                self.sampler.parts(self.channels, pair.user_id, pair.item_id, lookup_table.get)
+                self.sampler.parts(self.trees, pair.user_id, pair.item_id, lookup_table.get)
             )
             if self.final:
                 samples.append((split, self.sampler.encode(pair, parts)))
             else:
                 yield pair.item_id, (split, pair, parts)
-        # Pairs arrive grouped by this root: its channels are not needed again.
+        # Pairs arrive grouped by this root: its trees are not needed again.
         self.sampler.clear_cache()
         if samples:
             self.progress.step(len(samples))
@@ -400,7 +398,7 @@ class SamplePairsByJoin(_Strategy):
 
     def expand(self, pairs):
         num_hops = self.sampler.layout.num_hops
-        needed = {a for c in CHANNELS for a in _closure_adjacencies(c, num_hops)}
+        needed = {a for t in TREES for a in _closure_adjacencies(t, num_hops)}
         by_adjacency = {
             a: self.neighbors
             | f"Select_{a}" >> beam.Filter(lambda kv, a=a: kv[0][0] == a)
@@ -408,22 +406,22 @@ class SamplePairsByJoin(_Strategy):
             for a in sorted(needed)
         }
         closures = {
-            c.name: self.neighbors.pipeline
-            | f"Neighborhoods_{c.name}" >> _Neighborhoods(c, num_hops, by_adjacency)
-            for c in CHANNELS
+            t.name: self.neighbors.pipeline
+            | f"Neighborhoods_{t.name}" >> _Neighborhoods(t, num_hops, by_adjacency)
+            for t in TREES
         }
         by_user = pairs | "ByUser" >> beam.Map(lambda sp: (sp[1].user_id, (sp[0], sp[1], {})))
         user_side = (
-            {"pairs": by_user, **{c.name: closures[c.name] for c in _USER_CHANNELS}}
+            {"pairs": by_user, **{t.name: closures[t.name] for t in _USER_TREES}}
             | "JoinUser" >> beam.CoGroupByKey()
-            | "SampleUserChannels"
-            >> beam.ParDo(_SampleRootChannels(self.sampler, _USER_CHANNELS, final=False))
+            | "SampleUserTrees"
+            >> beam.ParDo(_SampleRootTrees(self.sampler, _USER_TREES, final=False))
         )
         return (
-            {"pairs": user_side, **{c.name: closures[c.name] for c in _ITEM_CHANNELS}}
+            {"pairs": user_side, **{t.name: closures[t.name] for t in _ITEM_TREES}}
             | "JoinItem" >> beam.CoGroupByKey()
-            | "SampleItemChannels"
-            >> beam.ParDo(_SampleRootChannels(self.sampler, _ITEM_CHANNELS, final=True))
+            | "SampleItemTrees"
+            >> beam.ParDo(_SampleRootTrees(self.sampler, _ITEM_TREES, final=True))
         )
 
 
@@ -444,8 +442,8 @@ class SamplePairs(beam.PTransform):
 
     def __init__(self, neighbors, layout: SampleLayout, tasks: Sequence[str], strategy: str):
         super().__init__()
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown sampler {strategy!r}; choose one of {STRATEGIES}")
+        if strategy not in SAMPLERS:
+            raise ValueError(f"unknown sampler {strategy!r}; choose one of {SAMPLERS}")
         self.neighbors = neighbors
         self.sampler = PairSampler(layout, tasks)
         self.strategy = strategy

@@ -6,8 +6,9 @@
     -> ranked neighbour lists -> pair samples per split -> tells audit
 
 Outputs under OUT/ (see README "Output layout"): `{train,valid,test}/*.tfrecord`,
-`graph_schema.pbtxt`, `layout.json`, `graphs/`, `features/`, `vocab/`,
-`rejected/` and `stats.json`.
+`graph_schema.pbtxt`, `layout.json`, `preprocess_config.json`, `graphs/`,
+`features/`, `vocab/`, `rejected/` and `stats.json`. The settings are
+`beam_pipelines.config`'s.
 """
 
 from __future__ import annotations
@@ -16,19 +17,25 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import audit, records, stats
-from beam_pipelines.adapters.base import InputConfig, InputError, files_matching
-from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphConfig, GraphStats
-from beam_pipelines.negative_sampler import UNIFORM, AddSampledNegatives
-from beam_pipelines.pair_sampler import MEMORY, RankNeighbors, SamplePairs
+from beam_pipelines.adapters.base import InputError, files_matching
+from beam_pipelines.config import (
+    CONFIG_FILE,
+    SHARED,
+    InputConfig,
+    PreprocessConfig,
+    stats_config,
+)
+from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphStats
+from beam_pipelines.negative_sampler import AddSampledNegatives
+from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
 from beam_pipelines.sample_layout import SampleLayout
 from beam_pipelines.sample_writer import WriteSamples
-from beam_pipelines.split import RANDOM, SHARED, AssignSplits, SplitGraphRows
+from beam_pipelines.split import AssignSplits, SplitGraphRows
 from beam_pipelines.user_sample import SampleUsers
 
 # Written last, by a run that finished: its OUT is not replaced without --overwrite.
@@ -43,56 +50,10 @@ OUTPUT_ENTRIES = (
     "_stats",
     "graph_schema.pbtxt",
     "layout.json",
+    CONFIG_FILE,
     "stats.json",
     SUCCESS,
 )
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """Settings of the job beyond how to read the input.
-
-    Attributes:
-      output: The output directory OUT (local or gs://...).
-      fanouts: Neighbours sampled per node at each hop.
-      sampler: "memory" or "join".
-      seed: Seed of every random choice (split, negatives, sampling).
-      split: "auto", "time" or "random".
-      test_fraction: Share of rows in the test split.
-      valid_fraction: Share of the remaining rows held out for validation.
-      graph_split: How the training rows are divided into graph rows and
-        supervising rows: "random", "time" or "shared" (leaky; see
-        :mod:`beam_pipelines.split`).
-      graph_fraction: Share of the training rows that build the graphs.
-      negatives_per_positive: Sampled negatives per positive row (0 = none).
-      negative_sampling: "uniform" or "popularity".
-      negative_alpha: Exponent of the popularity distribution.
-      user_fraction: Share of the users kept, with all their rows (1 = all);
-        see :mod:`beam_pipelines.user_sample`.
-      similarity: "cosine" or "jaccard".
-      sim_top_k: Neighbours kept per node in G^U and G^I.
-      max_pivot_degree: Hot-node cap of the similarity computation.
-      graph_edges: Which graph rows are G's edges: "positive" or "any".
-    """
-
-    output: str
-    fanouts: tuple[int, ...] = (10, 5)
-    sampler: str = MEMORY
-    seed: int = 0
-    split: str = "auto"
-    test_fraction: float = 0.2
-    valid_fraction: float = 0.1
-    graph_split: str = RANDOM
-    graph_fraction: float = 0.5
-    negatives_per_positive: int = 0
-    negative_sampling: str = UNIFORM
-    negative_alpha: float = 0.75
-    user_fraction: float = 1.0
-    similarity: str = "cosine"
-    sim_top_k: int = 10
-    max_pivot_degree: int = 200
-    graph_edges: str = "positive"
-    extra: dict = field(default_factory=dict)
 
 
 def make_adapter(config: InputConfig) -> beam.PTransform:
@@ -201,15 +162,10 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
 
     Raises:
       InputError: If the input cannot be read as asked.
-      ValueError: For invalid settings.
+      ValueError: For settings the input cannot meet (a time split without
+        timestamps).
     """
     layout = SampleLayout(config.fanouts)
-    if config.graph_edges == "any" and config.negatives_per_positive:
-        # Sampled negatives are rows too: "any" would make them random edges of G.
-        raise InputError(
-            "--graph_edges any makes every logged row an edge, and sampled negatives were "
-            "never shown: use --graph_edges positive with --negatives_per_positive"
-        )
     data = pipeline | "Read" >> make_adapter(input_config)
     tasks = data.tasks
     stat_parts = [
@@ -251,13 +207,7 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         )
         stat_parts.append(stats.named_value(short, "negatives_short"))
 
-    split = interactions | "Split" >> AssignSplits(
-        config.split,
-        data.has_time,
-        config.test_fraction,
-        config.valid_fraction,
-        config.seed,
-    )
+    split = interactions | "Split" >> AssignSplits(config, data.has_time)
     by_split = split | "BySplit" >> beam.Partition(
         lambda kv, n: records.SPLITS.index(kv[0]), len(records.SPLITS)
     )
@@ -266,9 +216,7 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     # (unless --graph_split shared): a training sample sees no graph computed
     # from its own row, like a validation or test sample and a serving request.
     train_split = rows["train"]  # every id in it is in the vocabulary
-    divided = train_split | "GraphRows" >> SplitGraphRows(
-        config.graph_split, data.has_time, config.graph_fraction, config.seed
-    )
+    divided = train_split | "GraphRows" >> SplitGraphRows(config, data.has_time)
     rows["train"], graph_rows = divided.supervise, divided.graph
     split = (
         rows["train"] | "TagTrain" >> beam.Map(lambda r: ("train", r)),
@@ -286,17 +234,10 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
             | f"{name}LabelStats" >> beam.Map(lambda kv: _label_stat(kv[0], kv[1], tasks))
         )
 
-    graph_config = GraphConfig(
-        config.sim_top_k,
-        config.max_pivot_degree,
-        config.similarity,
-        config.seed,
-        config.graph_edges,
-    )
     # G leaves out every pair that supervises (its own edge is never in a graph).
     held_out = [rows["valid"], rows["test"]] + ([rows["train"]] if divided.disjoint else [])
     held_out = held_out | "HeldOut" >> beam.Flatten()
-    graphs = {"train": graph_rows, "held_out": held_out} | "Graphs" >> BuildGraphs(graph_config)
+    graphs = {"train": graph_rows, "held_out": held_out} | "Graphs" >> BuildGraphs(config)
     stat_parts.append(graphs | "GraphStats" >> GraphStats())
     _ = (
         graphs.edges
@@ -319,7 +260,7 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
     samples = split | "Sample" >> SamplePairs(neighbors, layout, tasks, config.sampler)
     stat_parts.append(
         samples
-        | "WriteSamples" >> WriteSamples(config.output)
+        | "WriteSamples" >> WriteSamples(config.output, config.seed)
         | "SampleStats" >> beam.MapTuple(lambda split, n: ("samples", {split: n}))
     )
     stat_parts.append(samples | "Audit" >> audit.AuditSamples(layout, tasks[0], graphs.edges))
@@ -385,7 +326,9 @@ def write_text(path: str, text: str) -> None:
         f.write(text.encode("utf-8"))
 
 
-def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict:
+def finish(
+    input_config: InputConfig, config: PreprocessConfig, meta: dict, result, started: float
+) -> dict:
     """Merges the job's statistics into stats.json and checks them.
 
     Returns:
@@ -411,8 +354,7 @@ def finish(config: PreprocessConfig, meta: dict, result, started: float) -> dict
         samples.setdefault(split, 0)
         examples.setdefault(split, {"rows": 0, **{f"positives_{t}": 0 for t in meta["tasks"]}})
     merged["tasks"] = list(meta["tasks"])
-    merged["config"] = {k: v for k, v in asdict(config).items() if k != "extra"}
-    merged["config"].update(config.extra)
+    merged["config"] = stats_config(input_config, config)
     merged["duration_s"] = round(time.monotonic() - started, 1)
     try:
         counters = {

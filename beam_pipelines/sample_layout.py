@@ -1,20 +1,20 @@
 """The fixed layout of a pair's GraphTensor sample (docs/sample-contract.md, "Fixed layout").
 
-A sample holds four sampled neighbourhoods ("channels"), one per graph the
-paper's MGNN reads:
+A sample holds four sampled neighbourhoods, its trees, over the graphs the
+paper's MGNN reads (the model's channels G, G^U and G^I; G gives two trees):
 
   * ``G_u``: L hops over the bipartite graph G from the pair's user,
   * ``G_i``: L hops over G from the pair's item,
   * ``U``: L hops over the user-user similarity graph G^U from the user,
   * ``I``: L hops over the item-item similarity graph G^I from the item.
 
-Each channel is written as a tree with a fixed fan-out per hop: the root, then
+Each tree has a fixed fan-out per hop and is written as the root, then
 the hop-1 neighbours in sampling order, then each hop-1 node's hop-2
 neighbours, and so on, padded to the full fan-out (``mask`` = 0 on padding
 nodes, ``#id`` = b""). The user root is node 0 of node set ``user`` and the
-item root node 0 of ``item``; both are shared by the channels that start from
-them. After the root, a node set holds the segments of its type in channel
-order (G_u, G_i, U, I) and, within a channel, in hop order. Every tree edge
+item root node 0 of ``item``; both are shared by the trees that start from
+them. After the root, a node set holds the segments of its type in tree
+order (G_u, G_i, U, I) and, within a tree, in hop order. Every tree edge
 points from the child (``#source``) to the node it was sampled for
 (``#target``), so messages flow towards the roots; an edge is real iff its
 source node is. With fan-outs [10, 5] the layout is
@@ -67,8 +67,8 @@ _EDGE_SET = {ends: edge_set for edge_set, ends in EDGE_SET_ENDPOINTS.items()}
 _ADJACENCY = {(USER, ITEM): UI, (ITEM, USER): IU, (USER, USER): UU, (ITEM, ITEM): II}
 
 
-class Channel(NamedTuple):
-    """One sampled neighbourhood of a pair.
+class Tree(NamedTuple):
+    """One sampled neighbourhood of a pair: a tree from one of its roots.
 
     Attributes:
       name: "G_u", "G_i", "U" or "I".
@@ -91,19 +91,19 @@ class Channel(NamedTuple):
         return _ADJACENCY[(self.node_set(hop - 1), self.node_set(hop))]
 
 
-CHANNELS = (
-    Channel("G_u", USER, True),
-    Channel("G_i", ITEM, True),
-    Channel("U", USER, False),
-    Channel("I", ITEM, False),
+TREES = (
+    Tree("G_u", USER, True),
+    Tree("G_i", ITEM, True),
+    Tree("U", USER, False),
+    Tree("I", ITEM, False),
 )
 
 
 class Segment(NamedTuple):
-    """The nodes one channel reaches at one hop, and their edges to parents.
+    """The nodes one tree reaches at one hop, and their edges to parents.
 
     Attributes:
-      channel: The channel's name.
+      channel: The tree's name (the field name `layout.json` records).
       hop: 1..L.
       node_set: Node set of the segment's nodes.
       node_offset: Index of the segment's first node in its node set.
@@ -146,15 +146,15 @@ class SampleLayout:
         node_sizes = dict.fromkeys(NODE_SETS, 1)  # the roots
         edge_sizes = dict.fromkeys(EDGE_SETS, 0)
         segments = []
-        for channel in CHANNELS:
+        for tree in TREES:
             parent_offset = 0
             for hop in range(1, self.num_hops + 1):
-                node_set = channel.node_set(hop)
-                parent_set = channel.node_set(hop - 1)
+                node_set = tree.node_set(hop)
+                parent_set = tree.node_set(hop - 1)
                 edge_set = _EDGE_SET[(node_set, parent_set)]
                 size = math.prod(fanouts[:hop])
                 segment = Segment(
-                    channel=channel.name,
+                    channel=tree.name,
                     hop=hop,
                     node_set=node_set,
                     node_offset=node_sizes[node_set],
@@ -173,9 +173,9 @@ class SampleLayout:
         self.node_set_sizes: dict[str, int] = node_sizes
         self.edge_set_sizes: dict[str, int] = edge_sizes
 
-    def channel_segments(self, channel: str) -> tuple[Segment, ...]:
-        """Returns the segments of one channel, hop 1 first."""
-        return tuple(s for s in self.segments if s.channel == channel)
+    def tree_segments(self, tree: str) -> tuple[Segment, ...]:
+        """Returns the segments of one tree, hop 1 first."""
+        return tuple(s for s in self.segments if s.channel == tree)
 
     def adjacency_indices(self, edge_set: str) -> tuple[list[int], list[int]]:
         """Returns the constant (source, target) node indices of an edge set."""
@@ -193,7 +193,7 @@ class SampleLayout:
         return json.dumps(
             {
                 "fanouts": list(self.fanouts),
-                "channels": [c.name for c in CHANNELS],
+                "channels": [t.name for t in TREES],
                 "node_set_sizes": self.node_set_sizes,
                 "edge_set_sizes": self.edge_set_sizes,
                 "segments": [s._asdict() for s in self.segments],

@@ -35,15 +35,9 @@ from typing import NamedTuple
 
 import apache_beam as beam
 
+from beam_pipelines.config import AUTO, RANDOM, SHARED, TIME, PreprocessConfig
 from beam_pipelines.hashing import uniform
 from beam_pipelines.records import Interaction, pair_key
-
-TIME = "time"
-RANDOM = "random"
-AUTO = "auto"
-MODES = (AUTO, TIME, RANDOM)
-SHARED = "shared"
-GRAPH_MODES = (RANDOM, TIME, SHARED)
 
 
 def time_cutoff(histogram: list[tuple[int, int]], test_fraction: float) -> int | None:
@@ -80,37 +74,24 @@ class AssignSplits(beam.PTransform):
     Input: Interactions. Output: (split, Interaction), split in train/valid/test.
 
     Args:
-      mode: "time", "random", or "auto" (time iff `has_time`).
+      config: The job's settings: `split` ("time", "random", or "auto": time
+        iff `has_time`), `test_fraction`, `valid_fraction` (of the non-test
+        rows) and `seed`.
       has_time: Whether the records carry timestamps.
-      test_fraction: Share of rows in the test split.
-      valid_fraction: Share of the non-test rows in the validation split.
-      seed: The split's seed.
 
     Raises:
-      ValueError: For an unknown mode, time mode without timestamps, or
-        fractions outside [0, 1).
+      ValueError: For time mode without timestamps.
     """
 
-    def __init__(
-        self,
-        mode: str,
-        has_time: bool,
-        test_fraction: float = 0.2,
-        valid_fraction: float = 0.1,
-        seed: int = 0,
-    ):
+    def __init__(self, config: PreprocessConfig, has_time: bool):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"unknown split mode {mode!r}; choose one of {MODES}")
+        mode = config.split
         if mode == TIME and not has_time:
             raise ValueError("--split=time needs timestamps, but the input has no time column")
-        for name, value in (("test_fraction", test_fraction), ("valid_fraction", valid_fraction)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
         self.mode = TIME if mode == TIME or (mode == AUTO and has_time) else RANDOM
-        self.test_fraction = test_fraction
-        self.valid_fraction = valid_fraction
-        self.seed = seed
+        self.test_fraction = config.test_fraction
+        self.valid_fraction = config.valid_fraction
+        self.seed = config.seed
 
     def expand(self, records):
         seed, test_fraction, valid_fraction = self.seed, self.test_fraction, self.valid_fraction
@@ -177,32 +158,25 @@ class SplitGraphRows(beam.PTransform):
     Input: Interactions of the training split. Output: :class:`GraphRows`.
 
     Args:
-      mode: "random", "time" or "shared" (see the module docstring).
+      config: The job's settings: `graph_split` ("random", "time" or
+        "shared", see the module docstring), `graph_fraction` (the share of
+        the training rows that build the graphs; unused in ``shared`` mode)
+        and `seed` (of the ``random`` mode).
       has_time: Whether the records carry timestamps.
-      graph_fraction: Share of the training rows that build the graphs, in
-        (0, 1); unused in ``shared`` mode.
-      seed: The seed of the ``random`` mode.
 
     Raises:
-      ValueError: For an unknown mode, ``time`` without timestamps, or a
-        fraction outside (0, 1).
+      ValueError: For ``time`` without timestamps.
     """
 
-    def __init__(
-        self, mode: str = RANDOM, has_time: bool = False, graph_fraction: float = 0.5, seed: int = 0
-    ):
+    def __init__(self, config: PreprocessConfig, has_time: bool):
         super().__init__()
-        if mode not in GRAPH_MODES:
-            raise ValueError(f"unknown graph split {mode!r}; choose one of {GRAPH_MODES}")
-        if mode == TIME and not has_time:
+        if config.graph_split == TIME and not has_time:
             raise ValueError(
                 "--graph_split=time needs timestamps, but the input has no time column"
             )
-        if mode != SHARED and not 0.0 < graph_fraction < 1.0:
-            raise ValueError(f"graph_fraction must be in (0, 1), got {graph_fraction}")
-        self.mode = mode
-        self.graph_fraction = graph_fraction
-        self.seed = seed
+        self.mode = config.graph_split
+        self.graph_fraction = config.graph_fraction
+        self.seed = config.seed
 
     def expand(self, train) -> GraphRows:
         if self.mode == SHARED:

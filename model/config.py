@@ -10,10 +10,17 @@ back, so `python -m model.train --help` lists them all.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import typing
+
+# The flag and JSON helpers are shared with beam_pipelines.config; callers use them from here.
+from beam_pipelines.dataclass_flags import (  # noqa: F401 (re-exported)
+    add_flags,
+    from_flags,
+    from_json,
+    to_flags,
+    to_json,
+)
+from beam_pipelines.dataclass_flags import check_choice as _check_choice
 
 KAPPAS = ("product", "concat", "add", "mlp")
 CHANNELS = ("G", "U", "I")
@@ -188,92 +195,3 @@ class TrainConfig:
             raise ValueError(f"embedding_lr_scale must be > 0, got {self.embedding_lr_scale}")
         if self.embedding_lr_scale != 1.0 and self.optimizer != "row_sparse_adam":
             raise ValueError("embedding_lr_scale needs --optimizer row_sparse_adam")
-
-
-def add_flags(parser: argparse.ArgumentParser, config_class) -> None:
-    """Adds one flag per field of a config dataclass, defaulting to the field's default."""
-    hints = typing.get_type_hints(config_class)
-    descriptions = _attribute_docs(config_class)
-    group = parser.add_argument_group(config_class.__name__)
-    for field in dataclasses.fields(config_class):
-        kind = hints[field.name]
-        help_text = f"{descriptions.get(field.name, '')} (default: {_show(field.default)})"
-        if kind is bool:
-            group.add_argument(
-                f"--{field.name}",
-                action=argparse.BooleanOptionalAction,
-                default=field.default,
-                help=help_text,
-            )
-        elif typing.get_origin(kind) is tuple:
-            element = typing.get_args(kind)[0]
-            group.add_argument(
-                f"--{field.name}",
-                type=lambda text, element=element: tuple(
-                    element(v) for v in text.split(",") if v.strip()
-                ),
-                default=field.default,
-                metavar="A,B,...",
-                help=help_text,
-            )
-        else:
-            group.add_argument(f"--{field.name}", type=kind, default=field.default, help=help_text)
-
-
-def to_flags(values: dict) -> list[str]:
-    """Returns the command-line flags (as `add_flags` reads them) that set these field values."""
-    flags = []
-    for name, value in values.items():
-        if isinstance(value, bool):
-            flags.append(f"--{name}" if value else f"--no-{name}")
-        elif isinstance(value, tuple | list):
-            flags.append(f"--{name}={','.join(str(v) for v in value)}")
-        else:
-            flags.append(f"--{name}={value}")
-    return flags
-
-
-def from_flags(args: argparse.Namespace, config_class):
-    """Returns the config dataclass filled from parsed flags."""
-    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)})
-
-
-def to_json(config) -> str:
-    """Returns a config dataclass as JSON."""
-    return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
-
-
-def from_json(text: str, config_class):
-    """Rebuilds a config dataclass from `to_json` output (unknown keys are an error)."""
-    return config_class(**json.loads(text))
-
-
-def _attribute_docs(config_class) -> dict[str, str]:
-    """Returns {field: description} from the class docstring's Attributes section."""
-    docs, name = {}, None
-    lines = (config_class.__doc__ or "").split("Attributes:", 1)[-1].splitlines()
-    for line in lines:
-        text = line.strip()
-        head, sep, rest = text.partition(": ")
-        if (
-            sep
-            and head.isidentifier()
-            and line.startswith(" " * 6)
-            and not line.startswith(" " * 8)
-        ):
-            name = head
-            docs[name] = rest
-        elif name and text:
-            docs[name] += " " + text
-    return {k: v.replace("%", "%%") for k, v in docs.items()}
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _show(value):
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return value

@@ -42,7 +42,7 @@ import tensorflow as tf
 from beam_pipelines.sample_layout import ITEM, USER, SampleLayout
 from model.config import ModelConfig
 from model.entities import EntityTable
-from model.layers import Experts, TaskGates, TaskHeads
+from model.layers.experts import Experts, TaskGates, TaskHeads
 from model.multitask import (  # noqa: F401  (re-exported: where MoGENet's users look)
     TREE_CHANNEL,
     Z_PAIRS,

@@ -22,21 +22,17 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from beam_pipelines.sample_layout import (
-    CHANNELS,
-    NODE_SETS,
-    WEIGHTED_EDGE_SETS,
-    SampleLayout,
-)
+from beam_pipelines.sample_layout import NODE_SETS, TREES, WEIGHTED_EDGE_SETS, SampleLayout
 from model.config import ModelConfig
 from model.entities import EntityTable
-from model.layers import EntityEncoder, PairInteraction, TreeChannel
+from model.layers.encoder import EntityEncoder
+from model.layers.graph import PairInteraction, TreeChannel
 
 # Z^n = κ(a, b) for the (user tree, item tree) pairs of the paper's Z (§2.3), in order.
 Z_PAIRS = (("G_u", "G_i"), ("G_u", "I"), ("U", "G_i"), ("U", "I"))
 # Sample tree -> the graph channel (and so the layers) it runs on.
 TREE_CHANNEL = {"G_u": "G", "G_i": "G", "U": "U", "I": "I"}
-_ROOT_SET = {channel.name: channel.root for channel in CHANNELS}
+_ROOT_SET = {tree.name: tree.root for tree in TREES}
 
 
 def z_trees(config: ModelConfig, pairs=Z_PAIRS) -> tuple[str, ...]:
@@ -243,7 +239,7 @@ class GraphMultiTaskModel(tfrs.models.Model):
         hops = [encoded[root_set][:, 0]]
         masks, weights, fanouts = [], [], []
         dim = self.config.embedding_dim
-        for segment in self.layout.channel_segments(tree)[: self.config.num_layers]:
+        for segment in self.layout.tree_segments(tree)[: self.config.num_layers]:
             fanouts.append(segment.fanout)
             start, end = segment.node_offset, segment.node_offset + segment.size
             shape = [-1, *fanouts]

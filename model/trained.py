@@ -21,11 +21,11 @@ import tensorflow as tf
 
 from beam_pipelines.sample_layout import WEIGHTED_EDGE_SETS, SampleLayout
 from model import config as config_lib
-from model.baselines import BASELINES
+from model.baselines import BASELINE_CLASSES
 from model.entities import load_entities, save_entities
 from model.mogenet import MoGENet
 
-MODELS = {"mogenet": MoGENet, **BASELINES}
+MODELS = {"mogenet": MoGENet, **BASELINE_CLASSES}
 WEIGHTS = os.path.join("weights", "model")
 
 

@@ -41,10 +41,10 @@ from apache_beam.ml.inference.base import (
 from beam_pipelines.graphs import AdjacencyEdges, ReadGraphs
 from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
 from beam_pipelines.records import Interaction
-from beam_pipelines.sample_layout import CHANNELS, ITEM, NODE_SETS, USER, SampleLayout
+from beam_pipelines.sample_layout import ITEM, NODE_SETS, TREES, USER, SampleLayout
 
-# The trees rooted at each node set, in the order of `beam_pipelines.sample_layout.CHANNELS`.
-NODE_TREES = {s: tuple(c.name for c in CHANNELS if c.root == s) for s in NODE_SETS}
+# The trees rooted at each node set, in the order of `beam_pipelines.sample_layout.TREES`.
+NODE_TREES = {s: tuple(t.name for t in TREES if t.root == s) for s in NODE_SETS}
 ROOT = "root"
 # The other root of a pseudo pair: no node has an id starting with NUL.
 _NO_NODE = "\x00"

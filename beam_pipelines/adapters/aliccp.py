@@ -22,8 +22,8 @@ Mapping:
   one Interaction: user = field 101 of the common-features line, item = field
   205 of the skeleton line, labels = (click, conversion), in the order of the
   tasks ("click", "conversion" unless `config.tasks` renames them), no
-  timestamp. `config.nested` is applied as given (conversion without click is
-  then rejected).
+  timestamp. `config.nested_tasks` (on by default for aliccp) is applied as
+  given (conversion without click is then rejected).
 * Side features are categorical: feature `f<field_id>` = the feature id (the
   value after `\\x03` is ignored). When a field has several entries in one
   line, the first-listed one is kept.
@@ -58,7 +58,6 @@ import apache_beam as beam
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import (
-    InputConfig,
     InputError,
     MostFrequentFeatures,
     adapter_result,
@@ -66,6 +65,7 @@ from beam_pipelines.adapters.base import (
     count_per_table,
     list_files,
 )
+from beam_pipelines.config import InputConfig
 from beam_pipelines.validation import REJECTED, reject, to_interaction
 
 DEFAULT_TASKS = ("click", "conversion")
@@ -160,7 +160,7 @@ class ReadAliCCP(beam.PTransform):
             | "ReadCommon" >> beam.io.ReadAllFromText(with_filename=True)
         )
         skeleton = skeleton_lines | "ParseSkeleton" >> beam.ParDo(
-            _ParseSkeleton(self.tasks, self.config.nested)
+            _ParseSkeleton(self.tasks, self.config.nested_tasks)
         ).with_outputs(REJECTED, main="rows")
         common = common_lines | "ParseCommon" >> beam.ParDo(_ParseCommon()).with_outputs(
             REJECTED, main="rows"

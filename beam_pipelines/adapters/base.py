@@ -1,4 +1,4 @@
-"""What every input adapter shares: its config, its result, and file helpers.
+"""What every input adapter shares: its result, errors and file helpers.
 
 An adapter is a PTransform applied to the pipeline that reads one raw format
 and returns an :class:`AdapterResult`: canonical Interactions, Rejected rows,
@@ -13,7 +13,6 @@ import gzip
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -25,43 +24,6 @@ from beam_pipelines.validation import REJECTED, reject
 
 class InputError(ValueError):
     """The input cannot be read as asked: a one-line message for the user."""
-
-
-@dataclass(frozen=True)
-class InputConfig:
-    """Where the raw data is and how to read it.
-
-    Attributes:
-      input: A file, a glob, or a directory.
-      format: "canonical", "tmall", "aliccp" or "behaviors".
-      tasks: Task names; empty means the format's default.
-      user_col: Canonical: the user id column.
-      item_col: Canonical: the item id column.
-      label_cols: Canonical: one label column per task; empty means the task names.
-      time_col: Canonical: the timestamp column; "auto" uses `timestamp` if
-        present, "" means no time.
-      nested: Whether the tasks are nested (task k only after task k-1).
-      numeric_features: Canonical CSV side-table columns to read as floats.
-      user_features: Optional user side table (canonical; found by name in a
-        directory input otherwise).
-      item_features: Optional item side table, likewise.
-      behavior_files: Behaviors: the task-to-files mapping, comma-separated
-        `task=file[+file...]` entries naming files in the input directory,
-        e.g. `favorite=collect.txt,purchase=buy.txt+validation.txt+test.txt`.
-    """
-
-    input: str
-    format: str = "canonical"
-    tasks: tuple[str, ...] = ()
-    user_col: str = "user_id"
-    item_col: str = "item_id"
-    label_cols: tuple[str, ...] = ()
-    time_col: str = "auto"
-    nested: bool = False
-    numeric_features: tuple[str, ...] = field(default_factory=tuple)
-    user_features: str = ""
-    item_features: str = ""
-    behavior_files: str = ""
 
 
 class AdapterResult(NamedTuple):

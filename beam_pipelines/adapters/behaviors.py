@@ -22,7 +22,8 @@ Mapping:
   pair in two files of one task, or twice in a file, counts once). There is no
   timestamp, so the split is random. The files hold no non-interactions: use
   sampled negatives (`--negatives_per_positive`). The tasks are not nested
-  (a purchase need not follow a favourite), so `config.nested` must be False.
+  (a purchase need not follow a favourite), so `config.nested_tasks` must be
+  False.
 * No side features: the user and item feature tables are empty.
 
 Rows are counted under the "interactions" table: every line of every file read
@@ -42,11 +43,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import (
-    InputConfig,
     InputError,
     adapter_result,
     count_per_table,
 )
+from beam_pipelines.config import InputConfig
 from beam_pipelines.validation import REJECTED, reject
 
 EXAMPLE = "favorite=collect.txt,purchase=buy.txt+validation.txt+test.txt"
@@ -117,7 +118,7 @@ class ReadBehaviors(beam.PTransform):
                 f"tasks {','.join(self.tasks)} (leave --tasks out or list the same names "
                 "in the same order)"
             )
-        if config.nested:
+        if config.nested_tasks:
             raise InputError(f"behaviors tasks ({', '.join(self.tasks)}) are not nested")
         if "://" not in config.input and not os.path.isdir(config.input):
             raise InputError(f"--format behaviors reads a directory; {config.input!r} is not one")

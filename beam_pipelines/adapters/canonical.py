@@ -15,7 +15,6 @@ import apache_beam as beam
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import (
-    InputConfig,
     InputError,
     MostFrequentFeatures,
     ReadRows,
@@ -28,6 +27,7 @@ from beam_pipelines.adapters.base import (
     require_columns,
     row_text,
 )
+from beam_pipelines.config import InputConfig
 from beam_pipelines.validation import REJECTED, parse_id, reject, to_interaction
 
 DEFAULT_TASKS = ("click", "conversion")
@@ -132,7 +132,7 @@ class ReadCanonical(beam.PTransform):
                 self.label_cols,
                 self.time_col,
                 self.tasks,
-                config.nested,
+                config.nested_tasks,
             )
         ).with_outputs(REJECTED, main="interactions")
         rejected.append(validated[REJECTED])

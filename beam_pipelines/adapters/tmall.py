@@ -25,7 +25,7 @@ Mapping:
   (the pair has an action 2); `config.tasks` may rename them (2 names, taken
   in that order). Its timestamp is the pair's latest action day, as the unix
   seconds of 00:00 UTC that day. The tasks are not nested (a purchase without
-  a favourite is common), so `config.nested` must be False.
+  a favourite is common), so `config.nested_tasks` must be False.
 * Item features: `cat_id`, `seller_id` and `brand_id` as strings. An item's
   value of each is the one seen on most of its log rows, ties going to the
   smallest string (see :class:`~beam_pipelines.adapters.base.MostFrequentFeatures`);
@@ -52,7 +52,6 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import records
 from beam_pipelines.adapters.base import (
-    InputConfig,
     InputError,
     MostFrequentFeatures,
     ReadRows,
@@ -64,6 +63,7 @@ from beam_pipelines.adapters.base import (
     require_columns,
     row_text,
 )
+from beam_pipelines.config import InputConfig
 from beam_pipelines.validation import REJECTED, parse_id, reject
 
 DEFAULT_TASKS = ("favorite", "purchase")
@@ -137,7 +137,7 @@ class ReadTmall(beam.PTransform):
                 f"tmall has 2 tasks (favorite, purchase), got {len(self.tasks)}: "
                 f"{', '.join(self.tasks)}"
             )
-        if config.nested:
+        if config.nested_tasks:
             raise InputError("tmall tasks (favorite, purchase) are not nested")
         files = list_files(config.input)
         # Whether the input names one file (the log) rather than a directory or glob.

@@ -27,7 +27,8 @@ from model.baselines.ngcf import NGCF
 from model.baselines.shared_bottom import SharedBottom
 from model.baselines.snr_trans import SNRTrans
 
-BASELINES = {
+# Model name (`--model`) -> class.
+BASELINE_CLASSES = {
     "mlp": MLPBaseline,
     "esmm": ESMM,
     "ngcf": NGCF,

@@ -8,7 +8,7 @@ shared; task k's gate mixes only its own and the shared experts:
 from __future__ import annotations
 
 from model.baselines.base import FeatureBaseline
-from model.layers import Experts, GateNetworks, TaskHeads
+from model.layers.experts import Experts, TaskGates, TaskHeads
 
 
 def expert_allocation(num_experts: int, num_tasks: int) -> list[list[int]]:
@@ -46,7 +46,7 @@ class CGC(FeatureBaseline):
         k = len(self.task_names)
         allowed = expert_allocation(config.num_experts, k)
         self.experts = Experts(config.num_experts, config.expert_units, slope, name="experts")
-        self.gates = GateNetworks(
+        self.gates = TaskGates(
             k, config.num_experts, config.gate_units, slope, allowed=allowed, name="gates"
         )
         self.heads = TaskHeads(k, name="heads")

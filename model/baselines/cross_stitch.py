@@ -11,7 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from model.baselines.base import FeatureBaseline
-from model.layers import TaskLogits
+from model.layers.experts import TaskLogits
 
 
 class CrossStitchTowers(tf.keras.layers.Layer):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from model.baselines.base import FeatureBaseline
-from model.layers import Experts, TaskLogits
+from model.layers.experts import Experts, TaskLogits
 
 
 class MLPBaseline(FeatureBaseline):

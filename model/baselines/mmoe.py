@@ -9,7 +9,7 @@ layers, linear gates, no MGNN.)
 from __future__ import annotations
 
 from model.baselines.base import FeatureBaseline
-from model.layers import Experts, GateNetworks, TaskHeads
+from model.layers.experts import Experts, TaskGates, TaskHeads
 
 
 class MMoE(FeatureBaseline):
@@ -20,7 +20,7 @@ class MMoE(FeatureBaseline):
         slope = config.leaky_relu_alpha
         k = len(self.task_names)
         self.experts = Experts(config.num_experts, config.expert_units, slope, name="experts")
-        self.gates = GateNetworks(k, config.num_experts, config.gate_units, slope, name="gates")
+        self.gates = TaskGates(k, config.num_experts, config.gate_units, slope, name="gates")
         self.heads = TaskHeads(k, name="heads")
 
     def logits(self, x, training=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from model.baselines.base import FeatureBaseline
-from model.layers import Experts, TaskLogits
+from model.layers.experts import Experts, TaskLogits
 
 
 class SharedBottom(FeatureBaseline):

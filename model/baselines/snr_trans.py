@@ -19,7 +19,7 @@ import math
 import tensorflow as tf
 
 from model.baselines.base import FeatureBaseline
-from model.layers import Experts, TaskLogits
+from model.layers.experts import Experts, TaskLogits
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
 L0_LAMBDA = 1e-4  # per code; small next to the BCEs, as SNR's experiments

@@ -15,7 +15,7 @@ import functools
 from model import config as config_lib
 
 # (label, model name) of Table 2's baselines, in the paper's order.
-BASELINES = (
+BASELINE_LABELS = (
     ("MLP", "mlp"),
     ("ESMM", "esmm"),
     ("NGCF", "ngcf"),
@@ -43,7 +43,7 @@ def _model_classes() -> dict:
 def multi_task_models() -> tuple[str, ...]:
     """The multi-task baselines' model names, in Table 2's order (Table 3's pairs)."""
     classes = _model_classes()
-    return tuple(model for _, model in BASELINES if classes[model].multi_task)
+    return tuple(model for _, model in BASELINE_LABELS if classes[model].multi_task)
 
 
 def single_task(model: str) -> bool:
@@ -99,11 +99,11 @@ def table_variants(table: int) -> list[tuple[str, list[Variant]]]:
     """
     ours = Variant.of(OURS)
     if table == 2:
-        return [("", [Variant.of(label, model=m) for label, m in BASELINES] + [ours])]
+        return [("", [Variant.of(label, model=m) for label, m in BASELINE_LABELS] + [ours])]
     if table == 3:
         rows = []
         multi_task = multi_task_models()
-        for label, model in BASELINES:
+        for label, model in BASELINE_LABELS:
             if model in multi_task:
                 rows.append(Variant.of(label, model=model))
                 rows.append(Variant.of(f"{label} + MGNN", model=model, mgnn=True))

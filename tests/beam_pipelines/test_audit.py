@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from beam_pipelines import audit, run, synthetic
 from beam_pipelines.pair_sampler import PairSampler
 from beam_pipelines.records import Interaction
-from beam_pipelines.sample_layout import CHANNELS, II, IU, UI, UU, SampleLayout
+from beam_pipelines.sample_layout import II, IU, TREES, UI, UU, SampleLayout
 
 
 def test_sample_statistics_are_read_back_from_the_written_sample():
@@ -29,7 +29,7 @@ def test_sample_statistics_are_read_back_from_the_written_sample():
     }
     sampler = PairSampler(layout, ("click",))
     pair = Interaction("u0", "i0", None, (1,))
-    record = sampler.encode(pair, sampler.parts(CHANNELS, "u0", "i0", graph.get))
+    record = sampler.encode(pair, sampler.parts(TREES, "u0", "i0", graph.get))
     user, item, label, values = audit.SampleStatistics(layout, "click")(record)
     assert (user, item, label) == ("u0", "i0", 1)
     names = audit.statistic_names(layout)
@@ -104,7 +104,7 @@ def test_audit_transform_weights_users_skips_one_class_ones_and_joins_the_degree
 
     def record(user, item, label):
         pair = Interaction(user, item, None, (label,))
-        return sampler.encode(pair, sampler.parts(CHANNELS, user, item, graph.get))
+        return sampler.encode(pair, sampler.parts(TREES, user, item, graph.get))
 
     train = [("uA", "i1", 1), ("uA", "i2", 0), ("uA", "i3", 0), ("uB", "i1", 0), ("uB", "i2", 1)]
     train += [("uC", "i1", 1), ("uC", "i2", 1)]  # one class only: skipped

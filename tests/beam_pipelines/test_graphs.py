@@ -1,12 +1,16 @@
 """The graphs hold only training edges, never a held-out pair's edge."""
 
 import apache_beam as beam
-import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines.graphs import BuildGraphs, GraphConfig, GraphStats
+from beam_pipelines.config import PreprocessConfig
+from beam_pipelines.graphs import BuildGraphs, GraphStats
 from beam_pipelines.records import Interaction
+
+
+def _config(**settings):
+    return PreprocessConfig(output="unused", sim_top_k=3, max_pivot_degree=10, **settings)
 
 
 def test_bipartite_graph_from_train_positives_without_held_out_pairs():
@@ -22,7 +26,7 @@ def test_bipartite_graph_from_train_positives_without_held_out_pairs():
         graphs = {
             "train": p | "Train" >> beam.Create(train),
             "held_out": p | "HeldOut" >> beam.Create(held_out),
-        } | BuildGraphs(GraphConfig(top_k=3, max_pivot_degree=10))
+        } | BuildGraphs(_config())
         assert_that(graphs.edges, equal_to([("u1", "i1"), ("u2", "i2")]), label="Edges")
         assert_that(graphs.held_out_edges_removed, equal_to([1]), label="Removed")
         # u1 and u2 share no item once (u3, i1) is out, so G^U is empty.
@@ -48,7 +52,7 @@ def test_any_edges_take_every_graph_row_but_still_no_held_out_pair():
         graphs = {
             "train": p | "Train" >> beam.Create(train),
             "held_out": p | "HeldOut" >> beam.Create(held_out),
-        } | BuildGraphs(GraphConfig(top_k=3, max_pivot_degree=10, edges="any"))
+        } | BuildGraphs(_config(graph_edges="any"))
         assert_that(
             graphs.edges, equal_to([("u1", "i1"), ("u1", "i2"), ("u2", "i2")]), label="Edges"
         )
@@ -59,12 +63,3 @@ def test_any_edges_take_every_graph_row_but_still_no_held_out_pair():
             equal_to([("u1", "u2"), ("u2", "u1")]),
             label="UserSim",
         )
-
-
-def test_unknown_edge_kind_is_an_error():
-    with pytest.raises(ValueError, match="edges must be one of"):
-        with TestPipeline(runner="FnApiRunner") as p:
-            _ = {
-                "train": p | "Train" >> beam.Create([Interaction("u1", "i1", 1, (1,))]),
-                "held_out": p | "HeldOut" >> beam.Create([]),
-            } | BuildGraphs(GraphConfig(edges="clicks"))

@@ -7,7 +7,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphConfig
+from beam_pipelines.config import PreprocessConfig
+from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs
 from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
 from beam_pipelines.records import Interaction
 from beam_pipelines.sample_layout import SampleLayout
@@ -41,7 +42,9 @@ def _sample(pipeline, pairs, fanouts, strategy, seed=0):
         | "HeldOutOnly" >> beam.Filter(lambda kv: kv[0] != "train")
         | "HeldOutRows" >> beam.Values(),
     }
-    graphs = rows | BuildGraphs(GraphConfig(top_k=5, max_pivot_degree=50, seed=seed))
+    graphs = rows | BuildGraphs(
+        PreprocessConfig(output="unused", sim_top_k=5, max_pivot_degree=50, seed=seed)
+    )
     neighbors = graphs | AdjacencyEdges() | RankNeighbors(seed, max(fanouts) + 1)
     batches = split | SamplePairs(neighbors, SampleLayout(fanouts), TASKS, strategy)
     return batches | "Unbatch" >> beam.FlatMapTuple(lambda s, records: [(s, r) for r in records])

@@ -1,5 +1,6 @@
 """The preprocessing CLI end to end: outputs, statistics, bad input, both samplers."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -8,7 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
-from beam_pipelines import pipeline, run, synthetic
+from beam_pipelines import config, pipeline, run, synthetic
 from tests.beam_pipelines.sample_reader import pair_edges, parse, read_split_records
 
 
@@ -82,6 +83,21 @@ def test_outputs_satisfy_the_contract(memory_out, data_dir):
     assert _lines(f"{memory_out}/features/user-*") and _lines(f"{memory_out}/vocab/item-*")
 
 
+def test_the_resolved_config_is_written_beside_the_output(memory_out, data_dir):
+    with open(os.path.join(memory_out, config.CONFIG_FILE)) as f:
+        text = f.read()
+    input_config, preprocess_config = config.from_json(text)
+    # The defaults, but for the flags given (--nested_tasks, --seed 5).
+    assert input_config == config.InputConfig(input=data_dir, nested_tasks=True)
+    assert preprocess_config == config.PreprocessConfig(output=memory_out, seed=5)
+    # stats.json keeps its config block: the job's settings and four of the input's.
+    saved = json.loads(text)
+    kept = {f.name for f in dataclasses.fields(config.PreprocessConfig)}
+    kept |= {"input", "format", "nested_tasks", "behavior_files"}
+    stats = json.load(open(os.path.join(memory_out, "stats.json")))
+    assert stats["config"] == {k: saved[k] for k in kept}
+
+
 def test_join_sampler_writes_the_same_records(memory_out, data_dir, tmp_path):
     out = str(tmp_path / "join")
     code = _run(
@@ -142,7 +158,7 @@ def test_entirely_bad_input_fails_with_a_clear_error(tmp_path, capsys):
     assert len(_lines(f"{out}/rejected/*.jsonl")) == 2  # what was read is not lost
     # A failed run is not a finished one: the next run may replace it.
     assert not os.path.exists(os.path.join(out, "_SUCCESS"))
-    pipeline.prepare_output(pipeline.PreprocessConfig(output=out), overwrite=False)
+    pipeline.prepare_output(config.PreprocessConfig(output=out), overwrite=False)
     assert not os.path.exists(os.path.join(out, "rejected"))
 
 

@@ -5,6 +5,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from beam_pipelines.config import PreprocessConfig
 from beam_pipelines.hashing import uniform
 from beam_pipelines.records import Interaction, pair_key
 from beam_pipelines.split import AssignSplits, SplitGraphRows, time_cutoff
@@ -18,6 +19,10 @@ def test_time_cutoff_takes_the_newest_share():
     assert time_cutoff(histogram, 0.0) is None
 
 
+def _config(**settings):
+    return PreprocessConfig(output="unused", **settings)
+
+
 def _rows(n=2000):
     return [Interaction(f"u{k % 97}", f"i{k}", k, (k % 2, 0)) for k in range(n)]
 
@@ -28,7 +33,13 @@ def _split_counts(pcoll):
 
 def test_time_split_puts_the_newest_rows_in_test():
     with TestPipeline(runner="FnApiRunner") as p:
-        split = p | beam.Create(_rows()) | AssignSplits("auto", True, 0.25, 0.1, seed=3)
+        split = (
+            p
+            | beam.Create(_rows())
+            | AssignSplits(
+                _config(split="auto", test_fraction=0.25, valid_fraction=0.1, seed=3), True
+            )
+        )
         oldest_test = (
             split
             | beam.Filter(lambda kv: kv[0] == "test")
@@ -57,7 +68,13 @@ def test_random_split_is_seeded_and_keeps_a_pair_together(tmp_path):
     runs = []
     for seed in (1, 1, 2):
         with TestPipeline(runner="FnApiRunner") as p:
-            split = p | beam.Create(rows) | AssignSplits("random", False, 0.2, 0.1, seed=seed)
+            split = (
+                p
+                | beam.Create(rows)
+                | AssignSplits(
+                    _config(split="random", test_fraction=0.2, valid_fraction=0.1, seed=seed), False
+                )
+            )
             same_pair = (
                 split
                 | beam.Filter(lambda kv: kv[1].item_id == "i1" and kv[1].user_id == "u1")
@@ -80,19 +97,23 @@ def test_random_split_is_seeded_and_keeps_a_pair_together(tmp_path):
     assert texts[0] == texts[1] and texts[0] != texts[2]
 
 
-def test_bad_settings():
+def test_time_split_needs_timestamps():
+    # Bad values (unknown modes, fractions out of range) are refused by the
+    # config itself: tests/beam_pipelines/test_config.py.
     with pytest.raises(ValueError, match="needs timestamps"):
-        AssignSplits("time", False)
-    with pytest.raises(ValueError, match="unknown split mode"):
-        AssignSplits("weekly", True)
-    with pytest.raises(ValueError, match="test_fraction"):
-        AssignSplits("auto", True, test_fraction=1.5)
+        AssignSplits(_config(split="time"), False)
 
 
 def _check_sides(rows, mode, check, has_time=True, fraction=0.5, seed=0):
     """Runs SplitGraphRows and calls check(graph rows, supervising rows, disjoint)."""
     with TestPipeline(runner="FnApiRunner") as p:
-        divided = p | beam.Create(rows) | SplitGraphRows(mode, has_time, fraction, seed)
+        divided = (
+            p
+            | beam.Create(rows)
+            | SplitGraphRows(
+                _config(graph_split=mode, graph_fraction=fraction, seed=seed), has_time
+            )
+        )
         tagged = (
             divided.graph | "G" >> beam.Map(lambda r: ("graph", r)),
             divided.supervise | "S" >> beam.Map(lambda r: ("supervise", r)),
@@ -146,16 +167,6 @@ def test_shared_graph_split_uses_every_row_for_both():
     _check_sides(_rows(50), "shared", check)
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (("leaky", True, 0.5), "unknown graph split"),
-        (("time", False, 0.5), "needs timestamps"),
-        (("auto", True, 0.5), "unknown graph split"),
-        (("random", True, 1.0), r"graph_fraction must be in \(0, 1\)"),
-        (("time", True, 0.0), r"graph_fraction must be in \(0, 1\)"),
-    ],
-)
-def test_bad_graph_split_settings(args, message):
-    with pytest.raises(ValueError, match=message):
-        SplitGraphRows(*args)
+def test_time_graph_split_needs_timestamps():
+    with pytest.raises(ValueError, match="needs timestamps"):
+        SplitGraphRows(_config(graph_split="time"), False)

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from beam_pipelines.sample_encoder import SampleEncoder, graph_schema_text
-from beam_pipelines.sample_layout import CHANNELS, SampleLayout
+from beam_pipelines.sample_layout import TREES, SampleLayout
 
 TASKS = ("click", "conversion")
 ANCHORS = 6
@@ -48,10 +48,10 @@ def write_planted(out, fanouts=(3, 2), sizes=None, seed=0, pad_rate=0.2) -> str:
                 community = {"user": user_community, "item": int(rng.integers(2))}
                 ids = {s: [None] * n for s, n in layout.node_set_sizes.items()}
                 ids["user"][0], ids["item"][0] = user, item
-                for channel in CHANNELS:
-                    c = community[channel.root]
+                for tree in TREES:
+                    c = community[tree.root]
                     parent_real = [True]
-                    for segment in layout.channel_segments(channel.name):
+                    for segment in layout.tree_segments(tree.name):
                         real = []
                         for slot in range(segment.size):
                             ok = parent_real[slot // segment.fanout] and rng.random() > pad_rate

@@ -10,7 +10,7 @@ from model.graph_init import (
     ppmi_embeddings,
     read_bipartite,
 )
-from model.layers import EntityEncoder
+from model.layers.encoder import EntityEncoder
 
 # Two audiences: users a* see items x*, users b* see items y*; one user of
 # each also saw one popular item "pop" that everyone else saw too.

@@ -63,7 +63,7 @@ def test_tree_slices_follow_the_edges_of_the_graph_tensor(data):
     graph = graph.merge_batch_to_components()
     for tree in ("G_u", "G_i", "U", "I"):
         hops, masks, weights = model._tree_inputs(tree, positions, dense)
-        for h, segment in enumerate(spec.layout.channel_segments(tree)):
+        for h, segment in enumerate(spec.layout.tree_segments(tree)):
             children = hops[h + 1].numpy()[0, ..., 0]
             parents = np.broadcast_to(hops[h].numpy()[0, ..., 0][..., None], children.shape)
             found = set(zip(children.ravel().astype(int), parents.ravel().astype(int), strict=True))

@@ -8,7 +8,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import records
 from beam_pipelines.adapters.aliccp import ReadAliCCP, parse_feature_list
-from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.adapters.base import InputError
+from beam_pipelines.config import InputConfig
 from beam_pipelines.records import Interaction
 from tests.beam_pipelines.adapters.row_balance import balance, balanced
 
@@ -125,7 +126,7 @@ def test_parse_feature_list():
 
 def test_read_directory(aliccp_dir):
     p = test_pipeline.TestPipeline(runner="FnApiRunner")
-    result = p | ReadAliCCP(InputConfig(input=str(aliccp_dir), format="aliccp", nested=True))
+    result = p | ReadAliCCP(InputConfig(input=str(aliccp_dir), format="aliccp", nested_tasks=True))
     assert result.tasks == ("click", "conversion")
     assert result.has_time is False
     assert_that(result.interactions, equal_to(EXPECTED_INTERACTIONS), label="Interactions")
@@ -172,7 +173,9 @@ def test_read_directory(aliccp_dir):
 def test_not_nested_and_renamed_tasks(tmp_path):
     (tmp_path / "sample_skeleton_train.csv").write_text(NESTED_VIOLATION + "\n")
     (tmp_path / "common_features_train.csv").write_text(COMMON_TRAIN[0] + "\n")
-    config = InputConfig(input=str(tmp_path), format="aliccp", tasks=("clk", "buy"))
+    config = InputConfig(
+        input=str(tmp_path), format="aliccp", tasks=("clk", "buy"), nested_tasks=False
+    )
     with test_pipeline.TestPipeline(runner="FnApiRunner") as p:
         result = p | ReadAliCCP(config)
         assert result.tasks == ("clk", "buy")

@@ -9,8 +9,9 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import records, run
-from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.adapters.base import InputError
 from beam_pipelines.adapters.behaviors import ReadBehaviors, parse_behavior_files
+from beam_pipelines.config import InputConfig
 from beam_pipelines.records import Interaction
 from tests.beam_pipelines.adapters.row_balance import balance, balanced
 from tests.beam_pipelines.adapters.text_files import write_lines
@@ -161,7 +162,7 @@ def test_input_errors(behaviors_dir):
     with pytest.raises(InputError, match="disagrees"):
         read(tasks=("favorite", "purchase", "cart"))
     with pytest.raises(InputError, match="not nested"):
-        read(nested=True)
+        read(nested_tasks=True)
     with pytest.raises(InputError, match="reads a directory"):
         read(input=str(behaviors_dir / "buy.txt"))
     with pytest.raises(InputError, match="reads a directory"):

@@ -10,8 +10,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import records
-from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.adapters.base import InputError
 from beam_pipelines.adapters.canonical import ReadCanonical
+from beam_pipelines.config import InputConfig
 from beam_pipelines.records import Interaction
 
 CSV = """uid,iid,ts,clk,cvt
@@ -45,7 +46,7 @@ def _mapped(path, **kw):
         item_col="iid",
         label_cols=("clk", "cvt"),
         time_col="ts",
-        nested=True,
+        nested_tasks=True,
         **kw,
     )
 

@@ -9,8 +9,9 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import records
-from beam_pipelines.adapters.base import InputConfig, InputError
+from beam_pipelines.adapters.base import InputError
 from beam_pipelines.adapters.tmall import ReadTmall, parse_mmdd
+from beam_pipelines.config import InputConfig
 from beam_pipelines.records import Interaction
 from tests.beam_pipelines.adapters.row_balance import balance, balanced
 from tests.beam_pipelines.adapters.text_files import write_lines
@@ -187,7 +188,7 @@ def test_input_errors(tmp_path):
     with pytest.raises(InputError, match="2 tasks"):
         ReadTmall(InputConfig(input=str(tmp_path), tasks=("a", "b", "c")))
     with pytest.raises(InputError, match="not nested"):
-        ReadTmall(InputConfig(input=str(tmp_path), nested=True))
+        ReadTmall(InputConfig(input=str(tmp_path), nested_tasks=True))
     with pytest.raises(InputError, match="does not exist"):
         ReadTmall(InputConfig(input=str(log), user_features=str(tmp_path / "nope.csv")))
     other = tmp_path / "other"

@@ -42,5 +42,5 @@ def test_the_model_classes_say_which_are_multi_task_and_which_single_task():
     # The MLP's towers are independent; ESMM, on the MLP's towers, ties the tasks.
     assert not MLPBaseline.multi_task and ESMM.multi_task and MoGENet.multi_task
     # NGCF alone scores one task, so it trains once per task.
-    assert [m for _, m in plan.BASELINES if plan.single_task(m)] == ["ngcf"]
+    assert [m for _, m in plan.BASELINE_LABELS if plan.single_task(m)] == ["ngcf"]
     assert NGCF.single_task and not NGCF.multi_task and not plan.single_task("mogenet")
