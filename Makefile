@@ -33,7 +33,7 @@ test: lint
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 demo: $(STAMP)
-	$(BIN)/python -m beam_pipelines.synthetic --out $(DEMO)/data --users 4000 --items 500 \
+	$(BIN)/python -m synthetic.generator --out $(DEMO)/data --users 4000 --items 500 \
 		--mean_exposures 40 --seed 7
 	$(BIN)/python -m beam_pipelines.run --input $(DEMO)/data --format canonical \
 		--output $(DEMO)/samples --nested_tasks --overwrite --runner FnApiRunner --graph_edges any

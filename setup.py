@@ -3,8 +3,8 @@
 from setuptools import find_packages, setup
 
 # The pinned stack (docs/architecture.md, "Software stack"). TF-GNN and TF
-# Recommenders need Keras 2 (tf-keras); every package sets TF_USE_LEGACY_KERAS=1
-# before TensorFlow loads.
+# Recommenders need Keras 2 (tf-keras); legacy_keras.py sets TF_USE_LEGACY_KERAS=1
+# and every package imports it before TensorFlow loads.
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "tf-keras==2.21.0",
@@ -39,7 +39,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["beam_pipelines*", "model*", "serving*"]),
+    packages=find_packages(include=["beam_pipelines*", "model*", "serving*", "synthetic*"]),
+    py_modules=["legacy_keras"],
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

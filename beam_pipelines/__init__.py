@@ -6,5 +6,6 @@ be imported by any module of this package.
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import legacy_keras  # noqa: F401  (before TensorFlow)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the job's log readable

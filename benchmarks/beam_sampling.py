@@ -1,6 +1,6 @@
 """Benchmark of the preprocessing job: pairs/s end to end and peak memory.
 
-For each size it generates synthetic logs (beam_pipelines.synthetic; users =
+For each size it generates synthetic logs (synthetic.generator; users =
 n/15, items = n/50), then runs the whole job (`python -m beam_pipelines.run`,
 FnApiRunner) once per sampler strategy in a fresh process, and measures:
 
@@ -33,7 +33,7 @@ import time
 
 import psutil
 
-from beam_pipelines import synthetic
+from synthetic import generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
@@ -103,7 +103,7 @@ def main() -> None:
     for n in sizes:
         data = os.path.join(args.workdir, f"data-{n}")
         shutil.rmtree(data, ignore_errors=True)
-        summary = synthetic.generate(
+        summary = generator.generate(
             data,
             users=max(10, n // 15),
             items=max(10, n // 50),

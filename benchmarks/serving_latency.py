@@ -41,6 +41,8 @@ import time
 
 import numpy as np
 
+import legacy_keras  # noqa: F401  (before TensorFlow)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
 

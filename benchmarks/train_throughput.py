@@ -11,7 +11,7 @@ training steps `--repeats` times, the models taking turns, and reports the
 median examples/s (wall) and CPU-seconds (user + system of this process) per
 1,000 examples. Each timed run is one `fit` call whose first execution (a
 fresh iterator filling the shuffle buffer) is not timed. Without --data it
-makes the data: synthetic logs (beam_pipelines.synthetic, users = n/15,
+makes the data: synthetic logs (synthetic.generator, users = n/15,
 items = n/50) through the Beam job, kept in --workdir for the next run.
 
 Figures are appended to benchmarks/RESULTS.md with the command and the date.
@@ -37,7 +37,7 @@ import time
 
 import psutil
 
-import model  # noqa: F401  (legacy Keras before TensorFlow)
+import legacy_keras  # noqa: F401  (before TensorFlow)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
@@ -54,13 +54,13 @@ MODELS = {
 
 def make_data(workdir: str, interactions: int, seed: int) -> str:
     """Returns a preprocessing output for `interactions` synthetic rows, made once."""
-    from beam_pipelines import synthetic
+    from synthetic import generator
 
     out = os.path.join(workdir, f"train-samples-{interactions}")
     if os.path.exists(os.path.join(out, "_SUCCESS")):
         return out
     raw = os.path.join(workdir, f"train-logs-{interactions}")
-    synthetic.generate(
+    generator.generate(
         raw,
         users=max(10, interactions // 15),
         items=max(10, interactions // 50),

@@ -4,6 +4,4 @@ TF-GNN and TF Recommenders need Keras 2: the legacy Keras switch is set before
 TensorFlow can be imported by any module of this package.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import legacy_keras  # noqa: F401  (before TensorFlow)

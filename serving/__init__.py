@@ -4,6 +4,4 @@ Sets the legacy Keras switch before TensorFlow can be imported by any module
 of this package (the export rebuilds the tf-keras model).
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import legacy_keras  # noqa: F401  (before TensorFlow)

@@ -2,5 +2,6 @@
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import legacy_keras  # noqa: F401  (before TensorFlow)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

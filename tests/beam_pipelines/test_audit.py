@@ -10,10 +10,11 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 from sklearn.metrics import roc_auc_score
 
-from beam_pipelines import audit, run, synthetic
+from beam_pipelines import audit, run
 from beam_pipelines.pair_sampler import PairSampler
 from beam_pipelines.records import Interaction
 from beam_pipelines.sample_layout import II, IU, TREES, UI, UU, SampleLayout
+from synthetic import generator
 
 
 def test_sample_statistics_are_read_back_from_the_written_sample():
@@ -57,7 +58,7 @@ def test_user_aucs_agree_with_sklearn_ties_included():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit_data")
-    synthetic.generate(str(out), users=2000, items=500, seed=7, mean_exposures=15.0)
+    generator.generate(str(out), users=2000, items=500, seed=7, mean_exposures=15.0)
     return str(out)
 
 

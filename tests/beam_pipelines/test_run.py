@@ -9,14 +9,15 @@ import pytest
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
-from beam_pipelines import config, pipeline, run, synthetic
+from beam_pipelines import config, pipeline, run
+from synthetic import generator
 from tests.beam_pipelines.sample_reader import pair_edges, parse, read_split_records
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    synthetic.generate(str(out), users=150, items=60, seed=3)
+    generator.generate(str(out), users=150, items=60, seed=3)
     return str(out)
 
 

@@ -10,9 +10,10 @@ import os
 
 import pytest
 
-from beam_pipelines import run, synthetic
+from beam_pipelines import run
 from model.config import ModelConfig, TrainConfig
 from model.train import train
+from synthetic import generator
 
 TINY = dict(embedding_dim=8, expert_units=(8,))
 FAST = dict(learning_rate=0.01, batch_size=64, epochs=2, seed=1, deterministic=True)
@@ -21,7 +22,7 @@ FAST = dict(learning_rate=0.01, batch_size=64, epochs=2, seed=1, deterministic=T
 @pytest.fixture(scope="session")
 def pipeline_output(tmp_path_factory):
     logs = str(tmp_path_factory.mktemp("logs"))
-    synthetic.generate(logs, users=150, items=60, seed=3)
+    generator.generate(logs, users=150, items=60, seed=3)
     out = str(tmp_path_factory.mktemp("chain") / "data")
     args = ["--input", logs, "--output", out, "--fanouts", "3,2", "--seed", "7"]
     assert run.main(["--runner", "FnApiRunner", *args]) == 0

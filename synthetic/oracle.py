@@ -1,8 +1,8 @@
 """The best GAUC any model can reach on the synthetic data: the generating model's own scores.
 
-  python -m model.synthetic_oracle --data OUT --users 4000 --items 500 --mean_exposures 40 --seed 7
+  python -m synthetic.oracle --data OUT --users 4000 --items 500 --mean_exposures 40 --seed 7
 
-`beam_pipelines.synthetic` draws every label from known probabilities, so
+`synthetic.generator` draws every label from known probabilities, so
 the ceiling of a split is the GAUC of those probabilities on its samples
 (the oracle; on a finite split, an expected ceiling, not a strict bound).
 Two parts of it are printed as well:
@@ -35,10 +35,11 @@ import tempfile
 
 import numpy as np
 
-from beam_pipelines import synthetic
 from model.entities import load_entities
 from model.input_pipeline import DataError, make_dataset
 from model.metrics import auc, gauc
+from synthetic import generator
+from synthetic.latent import community_match, entity_numbers, true_probabilities
 
 
 def split_pairs(data_dir: str, split: str) -> tuple[list[str], list[str], dict]:
@@ -85,7 +86,7 @@ def oracle_metrics(data_dir: str, latent: dict, splits=("valid", "test"), drawn=
 
     Args:
       data_dir: A `beam_pipelines.run` output of the synthetic data.
-      latent: `synthetic.generate(..., return_latent=True)["latent"]` of that data.
+      latent: `generator.generate(..., return_latent=True)["latent"]` of that data.
       splits: The splits to score.
       drawn: `drawn_labels` of the generated interactions; if given, every
         sample must be one of them, with the same labels.
@@ -108,8 +109,7 @@ def oracle_metrics(data_dir: str, latent: dict, splits=("valid", "test"), drawn=
         if drawn is not None:
             _check_drawn(split, users, items, labels, drawn)
         scores = {
-            name: synthetic.true_probabilities(variables, users, items)
-            for name, variables in scorers.items()
+            name: true_probabilities(variables, users, items) for name, variables in scorers.items()
         }
         results[split] = {
             task: {
@@ -142,12 +142,12 @@ def graph_homophily(data_dir: str, latent: dict) -> dict:
                     fields = line.rstrip("\n").split("\t")
                     ends[0].append(fields[0])
                     ends[1].append(fields[1])
-        a, b = synthetic.entity_numbers(ends[0]), synthetic.entity_numbers(ends[1])
+        a, b = entity_numbers(ends[0]), entity_numbers(ends[1])
         community = latent["user_community" if graph == "user_sim" else "item_community"]
 
         def same(x, y, graph=graph, community=community):
             if graph == "bipartite":
-                return synthetic.community_match(latent, x, y) > 0
+                return community_match(latent, x, y) > 0
             return community[x] == community[y]
 
         shares[graph] = {
@@ -170,22 +170,22 @@ def _check_drawn(split, users, items, labels, drawn) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m model.synthetic_oracle", description=__doc__.split("\n\n")[0]
+        prog="python -m synthetic.oracle", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--data", required=True, help="beam_pipelines.run output directory")
-    synthetic.add_generator_flags(parser)  # as the data was generated
+    generator.add_generator_flags(parser)  # as the data was generated
     parser.add_argument("--splits", default="valid,test")
     parser.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            flags = {name: getattr(args, name) for name in synthetic.GENERATOR_FLAGS}
-            generated = synthetic.generate(scratch, **flags, return_latent=True)
-            drawn = drawn_labels(os.path.join(scratch, synthetic.INTERACTIONS_FILE))
+            flags = {name: getattr(args, name) for name in generator.GENERATOR_FLAGS}
+            generated = generator.generate(scratch, **flags, return_latent=True)
+            drawn = drawn_labels(os.path.join(scratch, generator.INTERACTIONS_FILE))
         splits = tuple(args.splits.split(","))
         results = oracle_metrics(args.data, generated["latent"], splits, drawn)
     except (DataError, ValueError) as e:
-        print(f"model.synthetic_oracle: error: {e}".splitlines()[0], file=sys.stderr)
+        print(f"synthetic.oracle: error: {e}".splitlines()[0], file=sys.stderr)
         return 2
     for split, tasks in results.items():
         for task, scorers in tasks.items():

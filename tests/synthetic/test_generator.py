@@ -1,4 +1,4 @@
-"""Tests for beam_pipelines.synthetic: file contract, reproducibility, statistics, CLI."""
+"""Tests for synthetic.generator: file contract, reproducibility, statistics, CLI."""
 
 import csv
 import re
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from beam_pipelines import synthetic
+from synthetic import generator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 USERS, ITEMS, SEED = 2000, 500, 7
@@ -27,7 +27,7 @@ def _read_csv(path):
 def dataset(tmp_path_factory):
     """A 2000-user data set (mean 15 exposures), with latent assignments and parsed files."""
     out = tmp_path_factory.mktemp("synthetic")
-    summary = synthetic.generate(
+    summary = generator.generate(
         out, users=USERS, items=ITEMS, seed=SEED, mean_exposures=15.0, return_latent=True
     )
     inter_header, inter = _read_csv(summary["paths"]["interactions"])
@@ -87,10 +87,10 @@ def test_interaction_rows_are_well_formed(dataset):
         assert item_re.fullmatch(row[1]), row
         assert row[3] in ("0", "1") and row[4] in ("0", "1"), row
     ts = np.array([int(r[2]) for r in inter])
-    assert ts.min() >= synthetic.START_TIMESTAMP == 1767225600
-    assert ts.max() < synthetic.START_TIMESTAMP + 30 * 86400
+    assert ts.min() >= generator.START_TIMESTAMP == 1767225600
+    assert ts.max() < generator.START_TIMESTAMP + 30 * 86400
     # Spread over the whole month, not bunched up.
-    days = (ts - synthetic.START_TIMESTAMP) // 86400
+    days = (ts - generator.START_TIMESTAMP) // 86400
     assert np.bincount(days, minlength=30).min() > 0.5 * len(ts) / 30
 
 
@@ -140,21 +140,21 @@ def _file_bytes(out_dir):
 
 def synthetic_files():
     return (
-        synthetic.INTERACTIONS_FILE,
-        synthetic.USER_FEATURES_FILE,
-        synthetic.ITEM_FEATURES_FILE,
+        generator.INTERACTIONS_FILE,
+        generator.USER_FEATURES_FILE,
+        generator.ITEM_FEATURES_FILE,
     )
 
 
 def test_same_seed_gives_identical_files(tmp_path):
     for name in ("a", "b"):
-        synthetic.generate(tmp_path / name, users=300, items=80, seed=11)
+        generator.generate(tmp_path / name, users=300, items=80, seed=11)
     assert _file_bytes(tmp_path / "a") == _file_bytes(tmp_path / "b")
 
 
 def test_different_seed_gives_different_files(tmp_path):
-    synthetic.generate(tmp_path / "a", users=300, items=80, seed=11)
-    synthetic.generate(tmp_path / "b", users=300, items=80, seed=12)
+    generator.generate(tmp_path / "a", users=300, items=80, seed=11)
+    generator.generate(tmp_path / "b", users=300, items=80, seed=12)
     a, b = _file_bytes(tmp_path / "a"), _file_bytes(tmp_path / "b")
     for name in synthetic_files():
         assert a[name] != b[name], name
@@ -240,10 +240,10 @@ def test_side_features_are_only_partly_informative(dataset):
 
 
 def test_return_latent_is_optional(tmp_path):
-    summary = synthetic.generate(tmp_path, users=50, items=20, seed=1)
+    summary = generator.generate(tmp_path, users=50, items=20, seed=1)
     assert "latent" not in summary
     assert summary["n_users"] == 50 and summary["n_items"] == 20
-    assert summary["communities"] == synthetic.default_communities(50, 20) == 4
+    assert summary["communities"] == generator.default_communities(50, 20) == 4
 
 
 @pytest.mark.parametrize(
@@ -260,7 +260,7 @@ def test_return_latent_is_optional(tmp_path):
 )
 def test_generate_rejects_invalid_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
-        synthetic.generate(tmp_path, **kwargs)
+        generator.generate(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())
 
 
@@ -269,7 +269,7 @@ def test_generate_rejects_invalid_arguments(tmp_path, kwargs):
 
 def _run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "beam_pipelines.synthetic", *args],
+        [sys.executable, "-m", "synthetic.generator", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -287,10 +287,10 @@ def test_cli_writes_files_and_prints_one_summary_line(tmp_path):
     assert match, lines[0]
     for name in synthetic_files():
         assert str(out / name) in lines[0]
-    _, rows = _read_csv(out / synthetic.INTERACTIONS_FILE)
+    _, rows = _read_csv(out / generator.INTERACTIONS_FILE)
     assert int(match.group(1)) == len(rows)
     # The CLI and the Python function produce the same bytes.
-    synthetic.generate(tmp_path / "py", users=200, items=60, seed=3)
+    generator.generate(tmp_path / "py", users=200, items=60, seed=3)
     assert _file_bytes(out) == _file_bytes(tmp_path / "py")
 
 

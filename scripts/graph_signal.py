@@ -13,10 +13,10 @@ For each (user, item) pair of a split it scores, from G's edges only
 
 and prints each score's within-user GAUC per task. With `--synthetic
 USERS,ITEMS,MEAN_EXPOSURES,SEED` (the arguments of the data's
-`beam_pipelines.synthetic` run) it also prints how well each score ranks the
+`synthetic.generator` run) it also prints how well each score ranks the
 candidates that are in the user's latent community above the others.
 
-    python reports/validation-choices/graph_signal.py OUT --split valid \
+    python scripts/graph_signal.py OUT --split valid \
         [--synthetic 4000,500,40,7]
 """
 
@@ -27,17 +27,19 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import legacy_keras  # noqa: F401  (before TensorFlow)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from beam_pipelines import synthetic  # noqa: E402
 from model.entities import load_entities  # noqa: E402
 from model.graph_init import item_ppmi, ppmi_embeddings, read_bipartite  # noqa: E402
 from model.metrics import gauc  # noqa: E402
+from synthetic import generator  # noqa: E402
+from synthetic.latent import community_match, entity_numbers  # noqa: E402
 
 
 def read_pairs(out: str, split: str):
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
     if args.synthetic:
         n_users, n_items, exposures, seed = args.synthetic.split(",")
         with tempfile.TemporaryDirectory() as scratch:
-            latent = synthetic.generate(
+            latent = generator.generate(
                 scratch,
                 users=int(n_users),
                 items=int(n_items),
@@ -124,9 +126,7 @@ def main(argv=None) -> int:
                 seed=int(seed),
                 return_latent=True,
             )["latent"]
-        match = synthetic.community_match(
-            latent, synthetic.entity_numbers(users), synthetic.entity_numbers(items)
-        )
+        match = community_match(latent, entity_numbers(users), entity_numbers(items))
         columns.append("in community")
         print(f"candidates in the user's community: {np.mean(match > 0):.3f}")
     print(f"{args.out} {args.split}: {len(users)} pairs; within-user GAUC")

@@ -6,16 +6,17 @@ import json
 import numpy as np
 import pytest
 
-from beam_pipelines import run, synthetic
-from model import synthetic_oracle
+from beam_pipelines import run
+from synthetic import generator, oracle
+from synthetic.latent import true_probabilities
 
 
 def test_true_probabilities_are_the_ones_the_labels_were_drawn_from(tmp_path):
-    summary = synthetic.generate(tmp_path, users=3000, items=400, seed=1, return_latent=True)
+    summary = generator.generate(tmp_path, users=3000, items=400, seed=1, return_latent=True)
     with open(summary["paths"]["interactions"]) as f:
         rows = list(csv.DictReader(f))
     users, items = [r["user_id"] for r in rows], [r["item_id"] for r in rows]
-    truth = synthetic.true_probabilities(summary["latent"], users, items)
+    truth = true_probabilities(summary["latent"], users, items)
     for task in ("click", "conversion"):
         labels = np.array([int(r[task]) for r in rows])
         # Same rate overall (the click noise N(0, 0.3) moves it by well under 0.01)...
@@ -32,7 +33,7 @@ def test_true_probabilities_are_the_ones_the_labels_were_drawn_from(tmp_path):
 @pytest.fixture(scope="module")
 def synthetic_samples(tmp_path_factory):
     logs = str(tmp_path_factory.mktemp("logs"))
-    synthetic.generate(logs, users=400, items=100, seed=5)
+    generator.generate(logs, users=400, items=100, seed=5)
     out = str(tmp_path_factory.mktemp("samples"))
     args = ["--input", logs, "--output", out, "--fanouts", "3,2", "--nested_tasks"]
     assert run.main(["--runner", "FnApiRunner", *args]) == 0
@@ -42,7 +43,7 @@ def synthetic_samples(tmp_path_factory):
 def test_cli_scores_the_oracle_and_its_parts(synthetic_samples, tmp_path, capsys):
     out = str(tmp_path / "oracle.json")
     argv = ["--data", synthetic_samples, "--users", "400", "--items", "100", "--seed", "5"]
-    assert synthetic_oracle.main([*argv, "--out", out]) == 0
+    assert oracle.main([*argv, "--out", out]) == 0
     printed = capsys.readouterr().out
     assert "test click GAUC: oracle" in printed and "community_match" in printed
     with open(out) as f:
@@ -64,8 +65,8 @@ def test_cli_scores_the_oracle_and_its_parts(synthetic_samples, tmp_path, capsys
 )
 def test_cli_names_a_generator_that_does_not_fit_the_data(synthetic_samples, flags, capsys):
     argv = ["--data", synthetic_samples, "--items", "100", *flags]
-    assert synthetic_oracle.main(argv) == 2
+    assert oracle.main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("model.synthetic_oracle: error:") and "\n" not in err
+    assert err.startswith("synthetic.oracle: error:") and "\n" not in err
     assert "not in the data these generator flags make" in err
-    assert synthetic_oracle.main([*argv[:2], "--users", "0"]) == 2  # the generator refuses it
+    assert oracle.main([*argv[:2], "--users", "0"]) == 2  # the generator refuses it

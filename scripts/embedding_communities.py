@@ -1,28 +1,27 @@
 """Do trained id embeddings encode the synthetic data's latent communities?
 
-  python reports/validation-choices/embedding_communities.py MODEL_DIR [MODEL_DIR ...]
+  python scripts/embedding_communities.py MODEL_DIR [MODEL_DIR ...]
 
 For each `model.train` directory (trained on the default synthetic data:
 4000 users, 500 items, mean 40 exposures, seed 7), prints the mean cosine
 of the id embeddings of two users (items) of the same latent community and
-of two of different communities. Reads no split: only the weights.
+of two of different communities. Reads no split: only the weights. Cited in
+reports/validation-choices/NOTES.md.
 """
 
 import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from beam_pipelines import synthetic  # noqa: E402
-from model import trained  # noqa: E402
+from model import trained  # its package sets the legacy Keras switch before TensorFlow
+from synthetic import generator
 
 
 def main(model_dirs):
     with tempfile.TemporaryDirectory() as scratch:
-        latent = synthetic.generate(
+        latent = generator.generate(
             scratch, users=4000, items=500, mean_exposures=40, seed=7, return_latent=True
         )["latent"]
     for model_dir in model_dirs:
