@@ -39,7 +39,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["beam_pipelines*", "model*", "serving*", "synthetic*"]),
+    packages=find_packages(
+        include=["contracts*", "beam_pipelines*", "model*", "serving*", "synthetic*"]
+    ),
     py_modules=["legacy_keras"],
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

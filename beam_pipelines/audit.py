@@ -45,15 +45,8 @@ from scipy.stats import rankdata
 
 from beam_pipelines import stats
 from beam_pipelines.records import SPLITS
-from beam_pipelines.sample_layout import (
-    ID_FEATURE,
-    ITEM,
-    LABEL_PREFIX,
-    MASK_FEATURE,
-    TREES,
-    USER,
-    SampleLayout,
-)
+from contracts.example_keys import id_key, label_feature, label_key, mask_key
+from contracts.layout import ITEM, TREES, USER, SampleLayout
 
 ITEM_DEGREE = "item_G_degree"
 
@@ -89,9 +82,9 @@ class SampleStatistics:
 
             self._example = example_pb2.Example
         feature = self._example.FromString(serialized).features.feature
-        ids = {n: feature[f"nodes/{n}.{ID_FEATURE}"].bytes_list.value for n in (USER, ITEM)}
-        masks = {n: feature[f"nodes/{n}.{MASK_FEATURE}"].int64_list.value for n in (USER, ITEM)}
-        label = int(feature[f"context/{LABEL_PREFIX}{self.task}"].int64_list.value[0])
+        ids = {n: feature[id_key(n)].bytes_list.value for n in (USER, ITEM)}
+        masks = {n: feature[mask_key(n)].int64_list.value for n in (USER, ITEM)}
+        label = int(feature[label_key(self.task)].int64_list.value[0])
 
         def real(segment):
             end = segment.node_offset + segment.size
@@ -213,7 +206,7 @@ def table(audit: dict, max_gap: float, layout: SampleLayout) -> tuple[str, list[
     """
     users = audit.get("users", {})
     lines = [
-        f"within-user GAUC of label-free sample statistics against label_{audit['task']}",
+        "within-user GAUC of label-free sample statistics against " + label_feature(audit["task"]),
         "users with both classes: " + ", ".join(f"{s} {users.get(s, 0)}" for s in SPLITS),
         f"{'statistic':<18}" + "".join(f"{s:>8}" for s in SPLITS) + f"{'|train-test|':>14}",
     ]

@@ -23,9 +23,9 @@ import apache_beam as beam
 from beam_pipelines.config import ANY, PreprocessConfig
 from beam_pipelines.pair_sampler import AdjacencyEdge
 from beam_pipelines.records import Interaction, pair_key
-from beam_pipelines.sample_layout import II, IU, UI, UU
 from beam_pipelines.similarity import CollaborativeSimilarity
 from beam_pipelines.stats import DegreeStatsFn
+from contracts.layout import II, IU, UI, UU
 
 
 class Graphs(NamedTuple):

@@ -2,7 +2,7 @@
 
 Sampling: for a pair (u, i) the sample holds L hops over G from u and from i,
 L hops over G^U from u and L hops over G^I from i, with a fan-out per hop (see
-:mod:`beam_pipelines.sample_layout` for the layout, and docs/sample-contract.md,
+:mod:`contracts.layout` for the layout, and docs/sample-contract.md,
 "How neighbours are chosen", for the contract).
 
 How neighbours are chosen. Each node's neighbours in each adjacency are put in
@@ -43,16 +43,7 @@ from beam_pipelines.hashing import hash64
 from beam_pipelines.progress import Progress
 from beam_pipelines.records import Interaction
 from beam_pipelines.sample_encoder import EncodedSegment, SampleEncoder
-from beam_pipelines.sample_layout import (
-    ITEM,
-    IU,
-    TREES,
-    UI,
-    USER,
-    WEIGHTED_EDGE_SETS,
-    SampleLayout,
-    Tree,
-)
+from contracts.layout import ITEM, IU, TREES, UI, USER, WEIGHTED_EDGE_SETS, SampleLayout, Tree
 
 MEMORY = "memory"
 JOIN = "join"

@@ -33,10 +33,10 @@ from beam_pipelines.config import (
 from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphStats
 from beam_pipelines.negative_sampler import AddSampledNegatives
 from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
-from beam_pipelines.sample_layout import SampleLayout
 from beam_pipelines.sample_writer import WriteSamples
 from beam_pipelines.split import AssignSplits, SplitGraphRows
 from beam_pipelines.user_sample import SampleUsers
+from contracts.layout import SampleLayout
 
 # Written last, by a run that finished: its OUT is not replaced without --overwrite.
 SUCCESS = "_SUCCESS"

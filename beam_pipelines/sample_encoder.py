@@ -15,14 +15,25 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from beam_pipelines.sample_layout import (
+from contracts.example_keys import (
+    ID_FEATURE,
+    MASK_FEATURE,
+    SIZE_FEATURE,
+    SOURCE_FEATURE,
+    TARGET_FEATURE,
+    WEIGHT_FEATURE,
+    edge_key,
+    id_key,
+    label_feature,
+    label_key,
+    mask_key,
+    node_key,
+    weight_key,
+)
+from contracts.layout import (
     EDGE_SET_ENDPOINTS,
     EDGE_SETS,
-    ID_FEATURE,
-    LABEL_PREFIX,
-    MASK_FEATURE,
     NODE_SETS,
-    WEIGHT_FEATURE,
     WEIGHTED_EDGE_SETS,
     SampleLayout,
 )
@@ -92,28 +103,30 @@ class SampleEncoder:
         constant = []
         for node_set in NODE_SETS:
             size = layout.node_set_sizes[node_set]
-            constant.append(_entry(f"nodes/{node_set}.#size", _int64_feature([size])))
+            constant.append(_entry(node_key(node_set, SIZE_FEATURE), _int64_feature([size])))
         for edge_set in EDGE_SETS:
             sources, targets = layout.adjacency_indices(edge_set)
-            constant.append(_entry(f"edges/{edge_set}.#size", _int64_feature([len(sources)])))
-            constant.append(_entry(f"edges/{edge_set}.#source", _int64_feature(sources)))
-            constant.append(_entry(f"edges/{edge_set}.#target", _int64_feature(targets)))
+            for feature, values in (
+                (SIZE_FEATURE, [len(sources)]),
+                (SOURCE_FEATURE, sources),
+                (TARGET_FEATURE, targets),
+            ):
+                constant.append(_entry(edge_key(edge_set, feature), _int64_feature(values)))
         self._constant = b"".join(constant)
         # Per-sample features, as (entry prefix up to the values) or key prefix.
-        self._id_keys = {s: _delimited(0x0A, f"nodes/{s}.{ID_FEATURE}".encode()) for s in NODE_SETS}
+        self._id_keys = {s: _delimited(0x0A, id_key(s).encode()) for s in NODE_SETS}
         # Masks and weights have a fixed length: everything but the values is constant.
         self._mask_prefix = {
-            s: _fixed_prefix(f"nodes/{s}.{MASK_FEATURE}", 0x1A, layout.node_set_sizes[s])
-            for s in NODE_SETS
+            s: _fixed_prefix(mask_key(s), 0x1A, layout.node_set_sizes[s]) for s in NODE_SETS
         }
         self._weight_prefix = {
-            e: _fixed_prefix(f"edges/{e}.{WEIGHT_FEATURE}", 0x12, 4 * layout.edge_set_sizes[e])
+            e: _fixed_prefix(weight_key(e), 0x12, 4 * layout.edge_set_sizes[e])
             for e in WEIGHTED_EDGE_SETS
         }
         self._label_entries = [
             (
-                _entry(f"context/{LABEL_PREFIX}{t}", _int64_feature([0])),
-                _entry(f"context/{LABEL_PREFIX}{t}", _int64_feature([1])),
+                _entry(label_key(t), _int64_feature([0])),
+                _entry(label_key(t), _int64_feature([1])),
             )
             for t in self.tasks
         ]
@@ -235,7 +248,7 @@ def graph_schema_text(tasks: Sequence[str]) -> str:
         )
 
     text = "context {\n"
-    text += features([(f"{LABEL_PREFIX}{t}", "DT_INT64") for t in tasks], "  ")
+    text += features([(label_feature(t), "DT_INT64") for t in tasks], "  ")
     text += "}\n"
     for node_set in NODE_SETS:
         text += f'node_sets {{\n  key: "{node_set}"\n  value {{\n'

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from beam_pipelines.sample_layout import NODE_SETS
+from contracts.layout import NODE_SETS
 
 PAD_INDEX = 0
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from contracts.layout import ITEM, USER
+from contracts.model_inputs import root_id_input
 from model import metrics
-from model.input_pipeline import make_dataset
+from model.input_pipeline import DataSpec, make_dataset
 
 
 class Predictions:
@@ -35,12 +37,14 @@ class Predictions:
         self.gates = gates
 
 
-def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -> Predictions:
+def predict_split(
+    model, spec: DataSpec | str, split: str, batch_size: int, entities
+) -> Predictions:
     """Predicts every example of a split, in file order.
 
     Args:
       model: A built model with `forward`, `probabilities` and `task_names`.
-      data_dir: The preprocessing output directory.
+      spec: The data's `DataSpec` (or its directory, read here).
       split: "train", "valid" or "test".
       batch_size: Examples per batch.
       entities: {node set: EntityTable} of the model.
@@ -48,12 +52,11 @@ def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -
     Returns:
       The split's `Predictions`.
     """
-    tasks = model.task_names
     data = make_dataset(
-        data_dir,
+        spec,
         split,
         batch_size,
-        tasks=tasks,
+        tasks=model.task_names,
         shuffle=False,
         deterministic=True,
         entities=entities,
@@ -65,12 +68,28 @@ def predict_split(model, data_dir: str, split: str, batch_size: int, entities) -
         logits, gates = model.forward(inputs)
         return model.probabilities(logits), gates
 
+    return collect_predictions(data, score, model.task_names)
+
+
+def collect_predictions(data, score, tasks) -> Predictions:
+    """Scores every batch of a dataset and gathers the `Predictions`.
+
+    Args:
+      data: (inputs, labels) batches whose inputs hold the roots' ids
+        (`make_dataset(..., keep_root_ids=True)`).
+      score: inputs without the roots' ids -> ({task: probability [B]}, gates
+        [B, K, N] or None).
+      tasks: The task names.
+
+    Returns:
+      The `Predictions` (gates [N, K, 0] if `score` gives none).
+    """
     users, items, gates = [], [], []
     labels = {t: [] for t in tasks}
     scores = {t: [] for t in tasks}
     for inputs, batch_labels in data:
-        users.append(inputs.pop("user_id").numpy())
-        items.append(inputs.pop("item_id").numpy())
+        users.append(inputs.pop(root_id_input(USER)).numpy())
+        items.append(inputs.pop(root_id_input(ITEM)).numpy())
         probabilities, batch_gates = score(inputs)
         if batch_gates is not None:  # models without gates report none
             gates.append(batch_gates.numpy())
@@ -106,9 +125,9 @@ def split_metrics(predictions: Predictions) -> dict:
     return result
 
 
-def evaluate_split(model, data_dir, split, batch_size, entities) -> dict:
-    """Returns `split_metrics` of the split's predictions."""
-    return split_metrics(predict_split(model, data_dir, split, batch_size, entities))
+def evaluate_split(model, spec: DataSpec | str, split, batch_size, entities) -> dict:
+    """Returns `split_metrics` of the split's predictions (see `predict_split`)."""
+    return split_metrics(predict_split(model, spec, split, batch_size, entities))
 
 
 class ValidationMetrics(tf.keras.callbacks.Callback):
@@ -124,15 +143,15 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
     `gate_<task>_expert<n>` (mean gate weight on the validation split).
 
     Args:
-      data_dir: The preprocessing output directory.
+      spec: The data's `DataSpec`.
       batch_size: Examples per prediction batch.
       entities: {node set: EntityTable} of the model.
       split: The split to evaluate.
     """
 
-    def __init__(self, data_dir, batch_size, entities, split="valid"):
+    def __init__(self, spec: DataSpec, batch_size, entities, split="valid"):
         super().__init__()
-        self.data_dir = data_dir
+        self.spec = spec
         self.batch_size = batch_size
         self.entities = entities
         self.split = split
@@ -142,7 +161,7 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
         if logs is None:
             return
         predictions = predict_split(
-            self.model, self.data_dir, self.split, self.batch_size, self.entities
+            self.model, self.spec, self.split, self.batch_size, self.entities
         )
         result = split_metrics(predictions)
         # A task whose GAUC is undefined (no user with both classes) counts with its AUC.

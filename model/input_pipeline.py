@@ -1,8 +1,10 @@
 """tf.data input pipeline over the preprocessing job's TFRecord samples.
 
-Reads `OUT/<split>/*.tfrecord` with the schema and layout written beside them
-(`graph_schema.pbtxt`, `layout.json`) and yields (inputs, labels) batches, the
-labels taken out of the graph before the model sees it:
+`DataSpec` reads what an output directory holds once (`graph_schema.pbtxt`,
+`layout.json`, `stats.json`); `make_dataset(spec, split, ...)` reads a split,
+`OUT/<split>/*.tfrecord`, and yields (inputs, labels) batches, the labels
+taken out of the graph before the model sees it (keys and input names from
+`contracts`):
 
   * ``dense`` (default): the fixed sample layout read as dense tensors with
     `tf.io.parse_example` — `<set>_ids` [B, n] strings, `<set>_mask` [B, n]
@@ -31,14 +33,27 @@ import os
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
-from beam_pipelines.sample_layout import (
+from contracts.example_keys import (
     ID_FEATURE,
-    LABEL_PREFIX,
     MASK_FEATURE,
-    NODE_SETS,
     WEIGHT_FEATURE,
-    WEIGHTED_EDGE_SETS,
-    SampleLayout,
+    context_key,
+    edge_key,
+    id_key,
+    label_feature,
+    label_key,
+    mask_key,
+    node_key,
+    task_of,
+    weight_key,
+)
+from contracts.layout import NODE_SETS, WEIGHTED_EDGE_SETS, SampleLayout
+from contracts.model_inputs import (
+    ids_input,
+    index_input,
+    mask_input,
+    root_id_input,
+    weight_input,
 )
 
 DENSE = "dense"
@@ -50,10 +65,22 @@ class DataError(ValueError):
 
 
 class DataSpec:
-    """What a preprocessing output directory holds.
+    """What a preprocessing output directory holds, read once.
+
+    Made once per directory and passed to `make_dataset`, `model.evaluation`
+    and the serving export, which then read no description again.
 
     Args:
       data_dir: The --output directory of `beam_pipelines.run`.
+
+    Attributes:
+      data_dir: The directory.
+      schema_path: Its `graph_schema.pbtxt`.
+      schema: The samples' `tfgnn.GraphSchema`.
+      layout: The samples' `SampleLayout` (from `layout.json`).
+      tasks: The tasks of the schema's `label_<task>` features, sorted.
+      sampler_seed: The preprocessing run's `--seed`, which the samples'
+        neighbours were drawn with (`stats.json`; None without stats.json).
 
     Raises:
       DataError: If the directory, its schema or its layout is missing.
@@ -81,13 +108,20 @@ class DataSpec:
             self.schema = tfgnn.read_schema(schema_path)
         except Exception as e:  # noqa: BLE001 — text_format raises its own ParseError
             raise DataError(f"{schema_path} is not a GraphSchema: {e}".splitlines()[0]) from None
-        self.tasks = tuple(
-            sorted(
-                name[len(LABEL_PREFIX) :]
-                for name in self.schema.context.features
-                if name.startswith(LABEL_PREFIX)
-            )
-        )
+        labels = (task_of(name) for name in self.schema.context.features)
+        self.tasks = tuple(sorted(task for task in labels if task is not None))
+        stats = {}
+        stats_path = os.path.join(data_dir, "stats.json")
+        if tf.io.gfile.exists(stats_path):
+            with tf.io.gfile.GFile(stats_path) as f:
+                stats = json.load(f)
+        self._samples = stats.get("samples", {})
+        self.sampler_seed = int(stats.get("config", {}).get("seed", 0)) if stats else None
+
+    @classmethod
+    def of(cls, data: DataSpec | str) -> DataSpec:
+        """Returns `data` if it is a DataSpec, else the DataSpec of the directory `data`."""
+        return data if isinstance(data, DataSpec) else cls(data)
 
     def check_tasks(self, tasks) -> tuple[str, ...]:
         """Returns the tasks, checked against the schema's label features.
@@ -98,7 +132,7 @@ class DataSpec:
         for task in tasks:
             if task not in self.tasks:
                 raise DataError(
-                    f"task {task!r} has no context feature {LABEL_PREFIX}{task} in "
+                    f"task {task!r} has no context feature {label_feature(task)} in "
                     f"{self.schema_path} (its tasks: {', '.join(self.tasks) or 'none'})"
                 )
         return tuple(tasks)
@@ -121,12 +155,9 @@ class DataSpec:
         Raises:
           DataError: If the split has no files.
         """
-        stats_path = os.path.join(self.data_dir, "stats.json")
-        if tf.io.gfile.exists(stats_path):
-            with tf.io.gfile.GFile(stats_path) as f:
-                count = json.load(f).get("samples", {}).get(split)
-            if count is not None:
-                return int(count)
+        count = self._samples.get(split)
+        if count is not None:
+            return int(count)
         files = self.files(split)
         return int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1))
 
@@ -145,13 +176,13 @@ def dense_feature_spec(layout: SampleLayout, tasks=()) -> dict:
     spec = {}
     for node_set in NODE_SETS:
         size = layout.node_set_sizes[node_set]
-        spec[f"nodes/{node_set}.{ID_FEATURE}"] = tf.io.FixedLenFeature([size], tf.string)
-        spec[f"nodes/{node_set}.{MASK_FEATURE}"] = tf.io.FixedLenFeature([size], tf.int64)
+        spec[id_key(node_set)] = tf.io.FixedLenFeature([size], tf.string)
+        spec[mask_key(node_set)] = tf.io.FixedLenFeature([size], tf.int64)
     for edge_set in WEIGHTED_EDGE_SETS:
         size = layout.edge_set_sizes[edge_set]
-        spec[f"edges/{edge_set}.{WEIGHT_FEATURE}"] = tf.io.FixedLenFeature([size], tf.float32)
+        spec[weight_key(edge_set)] = tf.io.FixedLenFeature([size], tf.float32)
     for task in tasks:
-        spec[f"context/{LABEL_PREFIX}{task}"] = tf.io.FixedLenFeature([1], tf.int64)
+        spec[label_key(task)] = tf.io.FixedLenFeature([1], tf.int64)
     return spec
 
 
@@ -161,25 +192,24 @@ def dense_inputs(features: dict, tables=None, keep_root_ids: bool = False) -> di
     Args:
       features: `tf.io.parse_example` output for `dense_feature_spec`.
       tables: {node set: id -> index hash table}; None keeps `<set>_ids` strings.
-      keep_root_ids: With `tables`, also keep `user_id` and `item_id` [B].
+      keep_root_ids: Also keep the roots' ids, `user_id` and `item_id` [B].
 
     Returns:
-      {`<set>_index` (or `<set>_ids`), `<set>_mask`, `<edge set>_weight`}.
+      {`<set>_index` (or `<set>_ids`), `<set>_mask`, `<edge set>_weight`}
+      (names from `contracts.model_inputs`).
     """
     inputs = {}
     for node_set in NODE_SETS:
-        ids = features[f"nodes/{node_set}.{ID_FEATURE}"]
+        ids = features[id_key(node_set)]
         if tables is None:
-            inputs[f"{node_set}_ids"] = ids
+            inputs[ids_input(node_set)] = ids
         else:
-            inputs[f"{node_set}_index"] = tables[node_set].lookup(ids)
-            if keep_root_ids:
-                inputs[f"{node_set}_id"] = ids[:, 0]
-        inputs[f"{node_set}_mask"] = tf.cast(
-            features[f"nodes/{node_set}.{MASK_FEATURE}"], tf.float32
-        )
+            inputs[index_input(node_set)] = tables[node_set].lookup(ids)
+        if keep_root_ids:
+            inputs[root_id_input(node_set)] = ids[:, 0]
+        inputs[mask_input(node_set)] = tf.cast(features[mask_key(node_set)], tf.float32)
     for edge_set in WEIGHTED_EDGE_SETS:
-        inputs[f"{edge_set}_weight"] = features[f"edges/{edge_set}.{WEIGHT_FEATURE}"]
+        inputs[weight_input(edge_set)] = features[weight_key(edge_set)]
     return inputs
 
 
@@ -197,7 +227,7 @@ class GraphTensorInputs(tf.keras.layers.Layer):
       layout: The samples' layout.
       entities: {node set: `model.entities.EntityTable`}; None keeps the
         `<set>_ids` strings.
-      keep_root_ids: With `entities`, also return `user_id` and `item_id` [B].
+      keep_root_ids: Also return the roots' ids, `user_id` and `item_id` [B].
 
     Call args:
       graph: A GraphTensor of rank 1 (`make_dataset(mode="graph")`
@@ -237,16 +267,16 @@ class GraphTensorInputs(tf.keras.layers.Layer):
                 size = self.layout.node_set_sizes[node_set]
                 for name in (ID_FEATURE, MASK_FEATURE):
                     value = graph.node_sets[node_set][name]
-                    features[f"nodes/{node_set}.{name}"] = tf.reshape(value, [-1, size])
+                    features[node_key(node_set, name)] = tf.reshape(value, [-1, size])
             for edge_set in WEIGHTED_EDGE_SETS:
                 size = self.layout.edge_set_sizes[edge_set]
                 value = graph.edge_sets[edge_set][WEIGHT_FEATURE]
-                features[f"edges/{edge_set}.{WEIGHT_FEATURE}"] = tf.reshape(value, [-1, size])
+                features[edge_key(edge_set, WEIGHT_FEATURE)] = tf.reshape(value, [-1, size])
         return dense_inputs(features, self._tables, self.keep_root_ids)
 
 
 def make_dataset(
-    data_dir: str,
+    spec: DataSpec | str,
     split: str,
     batch_size: int,
     *,
@@ -263,7 +293,7 @@ def make_dataset(
     """Returns a dataset of (inputs, labels) batches of one split.
 
     Args:
-      data_dir: The --output directory of `beam_pipelines.run`.
+      spec: The data's `DataSpec` (or its directory, read here).
       split: "train", "valid" or "test".
       batch_size: Examples per batch (the last batch may be smaller).
       tasks: Task names; None means every `label_<task>` in the schema.
@@ -276,7 +306,7 @@ def make_dataset(
       entities: Dense mode only: {node set: `model.entities.EntityTable`}; if
         given, `<set>_ids` are replaced by int32 `<set>_index` (unknown ids
         and padding -> 0), so the batches hold no strings.
-      keep_root_ids: With `entities`, also keep the roots' string ids as
+      keep_root_ids: Dense mode only: also keep the roots' string ids as
         `user_id` and `item_id` [B] (e.g. to group examples by user).
 
     Returns:
@@ -289,7 +319,7 @@ def make_dataset(
     """
     if mode not in (DENSE, GRAPH):
         raise ValueError(f"unknown mode {mode!r}; choose {DENSE} or {GRAPH}")
-    spec = DataSpec(data_dir)
+    spec = DataSpec.of(spec)
     tasks = spec.check_tasks(spec.tasks if tasks is None else tasks)
     files = spec.files(split)
     options = tf.data.Options()
@@ -317,10 +347,7 @@ def make_dataset(
 
 
 def _labels(features: dict, tasks) -> dict:
-    return {
-        task: tf.cast(tf.squeeze(features[f"context/{LABEL_PREFIX}{task}"], -1), tf.float32)
-        for task in tasks
-    }
+    return {task: tf.cast(tf.squeeze(features[label_key(task)], -1), tf.float32) for task in tasks}
 
 
 def _dense_parser(spec: DataSpec, tasks, entities=None, keep_root_ids=False):
@@ -336,11 +363,11 @@ def _dense_parser(spec: DataSpec, tasks, entities=None, keep_root_ids=False):
 
 def _graph_parser(spec: DataSpec, tasks):
     graph_spec = tfgnn.create_graph_spec_from_schema_pb(spec.schema)
-    label_names = [f"{LABEL_PREFIX}{t}" for t in spec.tasks]
+    label_names = [label_feature(t) for t in spec.tasks]
 
     def parse(serialized):
         graph = tfgnn.parse_example(graph_spec, serialized)
-        labels = _labels({f"context/{n}": graph.context[n] for n in label_names}, tasks)
+        labels = _labels({context_key(n): graph.context[n] for n in label_names}, tasks)
         return graph.remove_features(context=label_names), labels
 
     return parse

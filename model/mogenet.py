@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from beam_pipelines.sample_layout import ITEM, USER, SampleLayout
+from contracts.layout import ITEM, USER, SampleLayout
 from model.config import ModelConfig
 from model.entities import EntityTable
 from model.layers.experts import Experts, TaskGates, TaskHeads

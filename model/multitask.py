@@ -14,7 +14,8 @@ None)`: MoGENet its graph enhanced experts, the baselines their towers.
 Models whose papers train with the plain sum of BCEs set
 `task_uncertainty = False` and `cooperative_gates = False`. What the paper
 counts a model as, `multi_task` and `single_task`, plans its tables
-(`model.experiments.plan`).
+(`model.experiments.plan`); `scores_from_node_states` says whether
+`serving.export` can bake the model's per-node states.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from beam_pipelines.sample_layout import NODE_SETS, TREES, WEIGHTED_EDGE_SETS, SampleLayout
+from contracts.layout import NODE_SETS, TREES, WEIGHTED_EDGE_SETS, SampleLayout
+from contracts.model_inputs import index_input, mask_input, weight_input
 from model.config import ModelConfig
 from model.entities import EntityTable
 from model.layers.encoder import EntityEncoder
@@ -62,6 +64,10 @@ class GraphMultiTaskModel(tfrs.models.Model):
     # model per task (Table 2 trains it once per task).
     multi_task = True
     single_task = False
+    # The logits are `head(*tree_states(...))`: from the roots' encodings and
+    # tree states that each depend on one node, which `serving.export` bakes
+    # per node. A model that scores otherwise (its own `mix`) sets False.
+    scores_from_node_states = True
 
     def __init__(
         self,
@@ -153,7 +159,7 @@ class GraphMultiTaskModel(tfrs.models.Model):
         """
         encoded, norm = {}, 0.0
         for node_set in NODE_SETS:
-            indices = inputs[f"{node_set}_index"]
+            indices = inputs[index_input(node_set)]
             if not self.reads_neighbours:  # e.g. MMoE: only the roots are read
                 indices = indices[:, :1]
             result = self.encoders[node_set](indices, return_squared_norm=with_norm)
@@ -163,7 +169,8 @@ class GraphMultiTaskModel(tfrs.models.Model):
             encoded[node_set] = result
         dense = {}
         if self.reads_neighbours:  # the masks and weights of the layout
-            names = [f"{s}_mask" for s in NODE_SETS] + [f"{e}_weight" for e in WEIGHTED_EDGE_SETS]
+            names = [mask_input(s) for s in NODE_SETS]
+            names += [weight_input(e) for e in WEIGHTED_EDGE_SETS]
             dense = {name: inputs[name] for name in names}
         return encoded, dense, norm
 
@@ -244,10 +251,10 @@ class GraphMultiTaskModel(tfrs.models.Model):
             start, end = segment.node_offset, segment.node_offset + segment.size
             shape = [-1, *fanouts]
             hops.append(tf.reshape(encoded[segment.node_set][:, start:end], [*shape, dim]))
-            masks.append(tf.reshape(inputs[f"{segment.node_set}_mask"][:, start:end], shape))
+            masks.append(tf.reshape(inputs[mask_input(segment.node_set)][:, start:end], shape))
             if segment.edge_set in WEIGHTED_EDGE_SETS:
                 start = segment.edge_offset
-                weight = inputs[f"{segment.edge_set}_weight"][:, start : start + segment.size]
+                weight = inputs[weight_input(segment.edge_set)][:, start : start + segment.size]
                 weights.append(tf.reshape(weight, shape))
         return hops, masks, (weights or None)
 

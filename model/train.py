@@ -15,9 +15,10 @@ them with the paper's defaults). The run
     over tasks) has not improved for `--patience` epochs, keeping the best
     epoch's weights (after a resume, the best of the epochs since the resume);
     `--monitor none` trains every epoch and keeps the last weights;
-  * writes the model (`model.trained` layout: model.json, entities/,
-    weights/) and `DIR/metrics.json` with the test AUC, GAUC and log loss of
-    every task. A DIR that already holds a finished run is left alone unless
+  * writes the model (`model.trained` layout: model.json, which records the
+    samples' seed for the serving export, entities/, weights/) and
+    `DIR/metrics.json` with the test AUC, GAUC and log loss of every task. A
+    DIR that already holds a finished run is left alone unless
     `--overwrite` is given.
 
 `multi_worker` and `parameter_server` read the cluster from `TF_CONFIG`, as
@@ -155,7 +156,7 @@ def train(
         raise DataError(f"{spec.schema_path} has no label_<task> context feature")
     for split in ("train", "valid", "test"):
         spec.files(split)
-    entities = load_entities(data_dir)
+    entities = load_entities(spec.data_dir)
     finished = tf.io.gfile.exists(os.path.join(model_dir, "metrics.json"))
     if finished and not overwrite:
         raise DataError(
@@ -184,7 +185,7 @@ def train(
         if input_context is not None:
             batch_size = input_context.get_per_replica_batch_size(batch_size)
         data = make_dataset(
-            data_dir,
+            spec,
             "train",
             batch_size,
             tasks=tasks,
@@ -213,7 +214,7 @@ def train(
             graph_init.initialise_from_graph(
                 net.encoders,
                 entities,
-                data_dir,
+                spec.data_dir,
                 train_config.embedding_init_rank,
                 train_config.seed,
             )
@@ -238,7 +239,7 @@ def train(
         # Every worker names the same directory: Keras restores all of them
         # from the chief's backup and sends the others' writes elsewhere.
         tf.keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
-        ValidationMetrics(data_dir, max(train_config.batch_size, 1024), entities),
+        ValidationMetrics(spec, max(train_config.batch_size, 1024), entities),
         *([early_stopping] if early_stopping else []),
         tf.keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"), update_freq="epoch"),
         tf.keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
@@ -253,7 +254,7 @@ def train(
         verbose=verbose,
     )
     duration = time.time() - started
-    test = evaluate_split(net, data_dir, "test", max(train_config.batch_size, 1024), entities)
+    test = evaluate_split(net, spec, "test", max(train_config.batch_size, 1024), entities)
     result = {
         "test": test,
         "tasks": list(tasks),
@@ -267,7 +268,7 @@ def train(
     }
     # Saving is collective under MultiWorkerMirroredStrategy: every worker saves,
     # the others into their scratch directory.
-    trained.save(net, model_dir if chief else work_dir, entities)
+    trained.save(net, model_dir if chief else work_dir, entities, spec.sampler_seed)
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
     else:

@@ -2,14 +2,18 @@
 
 `DIR/` (the --model_dir of `python -m model.train`) holds
 
-  model.json           {"model", "tasks", "fanouts", "model_config"}
+  model.json           {"model", "tasks", "fanouts", "model_config", "sampler_seed"}
   entities/            the ids and side-feature tables the model indexes
                        (`model.entities`: vocab/*.tsv, features/*.jsonl)
   weights/             the trained weights (a TF checkpoint, `save_weights`)
   metrics.json         test metrics (written by `model.train`)
 
 `load` rebuilds the model from `model.json` and `entities/` and restores the
-weights, so an export needs nothing but the directory.
+weights, so an export needs nothing but the directory and the training graphs.
+`sampler_seed` is the `--seed` of the preprocessing run the model trained on
+(None if its output had no stats.json): the serving export samples each
+node's trees with it, as the samples were drawn. Model directories written
+before it was recorded lack it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import os
 
 import tensorflow as tf
 
-from beam_pipelines.sample_layout import WEIGHTED_EDGE_SETS, SampleLayout
+from contracts.layout import WEIGHTED_EDGE_SETS, SampleLayout
+from contracts.model_inputs import index_input, mask_input, weight_input
 from model import config as config_lib
 from model.baselines import BASELINE_CLASSES
 from model.entities import load_entities, save_entities
@@ -50,14 +55,23 @@ def build_model(
     )
 
 
-def save(model, model_dir: str, entities) -> None:
-    """Writes model.json, entities/ and weights/ of a trained model under `model_dir`."""
+def save(model, model_dir: str, entities, sampler_seed: int | None = None) -> None:
+    """Writes model.json, entities/ and weights/ of a trained model under `model_dir`.
+
+    Args:
+      model: The trained model.
+      model_dir: Where it goes.
+      entities: {node set: EntityTable} of the model.
+      sampler_seed: The seed of the preprocessing run it trained on
+        (`DataSpec.sampler_seed`).
+    """
     tf.io.gfile.makedirs(model_dir)
     description = {
         "model": model.config.model,
         "tasks": list(model.task_names),
         "fanouts": list(model.layout.fanouts),
         "model_config": json.loads(config_lib.to_json(model.config)),
+        "sampler_seed": sampler_seed,
     }
     with tf.io.gfile.GFile(os.path.join(model_dir, "model.json"), "w") as f:
         f.write(json.dumps(description, indent=2, sort_keys=True))
@@ -74,13 +88,7 @@ def load(model_dir: str, jit_compile: bool = False):
     Raises:
       FileNotFoundError: If `model_dir` holds no saved model.
     """
-    path = os.path.join(model_dir, "model.json")
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"{model_dir} has no model.json: is it a --model_dir of model.train?"
-        )
-    with tf.io.gfile.GFile(path) as f:
-        description = json.load(f)
+    description = _description(model_dir)
     model_config = config_lib.ModelConfig(**description["model_config"])
     entities = load_entities(os.path.join(model_dir, "entities"))
     layout = SampleLayout(description["fanouts"])
@@ -90,12 +98,35 @@ def load(model_dir: str, jit_compile: bool = False):
     return model, entities
 
 
+def sampler_seed(model_dir: str) -> int | None:
+    """Returns the seed of the preprocessing run the model trained on.
+
+    None if `model.json` does not record it (written before it did, or from
+    an output without stats.json).
+
+    Raises:
+      FileNotFoundError: If `model_dir` holds no saved model.
+    """
+    seed = _description(model_dir).get("sampler_seed")
+    return None if seed is None else int(seed)
+
+
+def _description(model_dir: str) -> dict:
+    path = os.path.join(model_dir, "model.json")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"{model_dir} has no model.json: is it a --model_dir of model.train?"
+        )
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
 def build_with_dummy_batch(model, layout: SampleLayout) -> None:
     """Creates a model's variables by running it on one all-padding example."""
     inputs = {}
     for node_set, size in layout.node_set_sizes.items():
-        inputs[f"{node_set}_index"] = tf.zeros([1, size], tf.int32)
-        inputs[f"{node_set}_mask"] = tf.zeros([1, size], tf.float32)
+        inputs[index_input(node_set)] = tf.zeros([1, size], tf.int32)
+        inputs[mask_input(node_set)] = tf.zeros([1, size], tf.float32)
     for edge_set in WEIGHTED_EDGE_SETS:
-        inputs[f"{edge_set}_weight"] = tf.zeros([1, layout.edge_set_sizes[edge_set]], tf.float32)
+        inputs[weight_input(edge_set)] = tf.zeros([1, layout.edge_set_sizes[edge_set]], tf.float32)
     model(inputs)

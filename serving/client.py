@@ -32,6 +32,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from contracts.signatures import ITEM_ID, SERVING_DEFAULT, USER_ID
+
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _DT_STRING = 7  # tensorflow.DataType.DT_STRING
 _DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
@@ -64,7 +66,7 @@ class ScoringClient:
         self,
         target: str,
         model_name: str = "mogenet",
-        signature_name: str = "serving_default",
+        signature_name: str = SERVING_DEFAULT,
         version: int | None = None,
         timeout_s: float = 1.0,
         retries: int = 2,
@@ -146,7 +148,7 @@ class ScoringClient:
         items = list(items)
         if not items:
             return {}
-        return self.predict({"user_id": [user] * len(items), "item_id": items})
+        return self.predict({USER_ID: [user] * len(items), ITEM_ID: items})
 
     def rank(self, user: str, items, rank_by: str | None = None, top_k: int | None = None):
         """Returns [(item, {task: score})] best first by `rank_by`.
@@ -202,7 +204,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--server", default="localhost:8500", help="host:port of the gRPC server")
     parser.add_argument("--model_name", default="mogenet")
-    parser.add_argument("--signature_name", default="serving_default")
+    parser.add_argument("--signature_name", default=SERVING_DEFAULT)
     parser.add_argument("--version", type=int, default=None, help="pin a model version")
     parser.add_argument("--user", required=True, help="the user id")
     parser.add_argument("--items", required=True, help="comma-separated candidate item ids")

@@ -14,6 +14,9 @@ were made:
     -> RunInference(NodeStatesModelHandler)       (encoders + MGNN channels)
     -> OUTPUT/representations-*.tfrecord
 
+`compute_representations` runs the job, and reuses a finished run for the
+same weights, data and sampling (`OUTPUT/_SUCCESS` holds their fingerprint).
+
 A pseudo pair puts the node at one root and, at the other, an id that is no
 node (so the node's trees skip no edge, as for every held-out pair). Each
 output record is a tf.Example: `node_set`, `id`, `root` (the encoding) and
@@ -25,7 +28,11 @@ once per worker; on Dataflow, Flink or Spark it scales with the graph (pass
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
@@ -37,13 +44,18 @@ from apache_beam.ml.inference.base import (
     PredictionResult,
     RunInference,
 )
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines.graphs import AdjacencyEdges, ReadGraphs
 from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
 from beam_pipelines.records import Interaction
-from beam_pipelines.sample_layout import ITEM, NODE_SETS, TREES, USER, SampleLayout
+from contracts.layout import ITEM, NODE_SETS, TREES, USER, SampleLayout
+from model.input_pipeline import dense_feature_spec, dense_inputs
+from model.trained import WEIGHTS, load
 
-# The trees rooted at each node set, in the order of `beam_pipelines.sample_layout.TREES`.
+log = logging.getLogger(__name__)
+_SUCCESS = "_SUCCESS"
+# The trees rooted at each node set, in the order of `contracts.layout.TREES`.
 NODE_TREES = {s: tuple(t.name for t in TREES if t.root == s) for s in NODE_SETS}
 ROOT = "root"
 # The other root of a pseudo pair: no node has an id starting with NUL.
@@ -82,9 +94,6 @@ class NodeStatesModelHandler(ModelHandler[bytes, PredictionResult, object]):
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
 
     def load_model(self):
-        from model.input_pipeline import dense_feature_spec, dense_inputs
-        from model.trained import load
-
         model, entities = load(self.model_dir)
         spec = dense_feature_spec(model.layout)
         tables = {s: entities[s].lookup_table() for s in NODE_SETS}
@@ -219,6 +228,56 @@ class WriteRepresentations(beam.PTransform):
                 os.path.join(self.output, "representations"), file_name_suffix=".tfrecord"
             )
         )
+
+
+def compute_representations(
+    model_dir: str, data_dir: str, layout, seed: int, sampler: str, beam_args, output: str
+) -> None:
+    """Runs the job into `output` unless a finished run for the same inputs is there.
+
+    Args:
+      model_dir: The trained model's directory.
+      data_dir: The preprocessing output the model trained on (its `graphs/`).
+      layout: The model's sample layout.
+      seed: The preprocessing run's seed.
+      sampler: "memory" or "join".
+      beam_args: Beam pipeline flags (e.g. ["--runner=FnApiRunner"]).
+      output: Where the representations go.
+    """
+    fingerprint = _fingerprint(model_dir, data_dir, seed, sampler)
+    success = os.path.join(output, _SUCCESS)
+    if tf.io.gfile.exists(success):
+        with tf.io.gfile.GFile(success) as f:
+            if f.read().strip() == fingerprint:
+                log.info("reusing the finished run in %s", output)
+                return
+    if tf.io.gfile.exists(output):
+        tf.io.gfile.rmtree(output)  # a run for other weights or unfinished: ours to replace
+    tf.io.gfile.makedirs(output)
+    started = time.monotonic()
+    options = PipelineOptions(beam_args or ["--runner=FnApiRunner"])
+    with beam.Pipeline(options=options) as pipeline:
+        _ = (
+            pipeline
+            | "Representations"
+            >> NodeRepresentations(
+                os.path.join(data_dir, "graphs"), model_dir, layout, seed, sampler
+            )
+            | "Write" >> WriteRepresentations(output)
+        )
+    with tf.io.gfile.GFile(success, "w") as f:
+        f.write(fingerprint + "\n")
+    log.info("computed in %.1f s into %s", time.monotonic() - started, output)
+
+
+def _fingerprint(model_dir: str, data_dir: str, seed: int, sampler: str) -> str:
+    """Identifies what a representation run computed from: weights, data and sampling."""
+    digest = hashlib.sha256()
+    for path in sorted(tf.io.gfile.glob(os.path.join(model_dir, WEIGHTS) + "*")):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            digest.update(f.read())
+    digest.update(json.dumps([os.path.abspath(data_dir), seed, sampler]).encode())
+    return digest.hexdigest()
 
 
 def read_representations(directory: str, entities, dim: int) -> dict[str, dict[str, np.ndarray]]:

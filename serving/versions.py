@@ -25,13 +25,14 @@ import tensorflow as tf
 from tensorflow.python.util import deprecation
 from tensorflow_serving.apis import prediction_log_pb2
 
+from contracts.signatures import SERVING_DEFAULT, WARMUP_FILE
 from serving.batching import Batcher, batchable
 from serving.status import ServableError, servable_not_found
 
 # The server's one logger, under the name it had when the server was one
 # module: logging configurations (and tests) that name it keep working.
 log = logging.getLogger("serving.server")
-DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE = SERVING_DEFAULT  # TF Serving's default signature name
 _MAX_WARMUP = 1000  # TF Serving's limit on warm-up records
 
 
@@ -141,7 +142,7 @@ class LoadedVersion:
 
     def warm_up(self) -> int:
         """Replays the version's warm-up requests; returns how many ran."""
-        path = os.path.join(self.path, "assets.extra", "tf_serving_warmup_requests")
+        path = os.path.join(self.path, WARMUP_FILE)
         if not tf.io.gfile.exists(path):
             return 0
         count = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from beam_pipelines.sample_layout import ITEM, USER
+from contracts.layout import ITEM, USER
 from model.multitask import Z_PAIRS, GraphMultiTaskModel, z_trees
 
 

@@ -63,6 +63,7 @@ class NGCF(GraphMultiTaskModel):
     cooperative_gates = False
     multi_task = False
     single_task = True
+    scores_from_node_states = False  # its own `mix`: NGCF's propagation, no `head`
 
     def __init__(self, config, tasks, layout, entities, jit_compile=False, **kwargs):
         tasks = tuple(tasks)

@@ -1,10 +1,10 @@
 """The MGNN over a sample's trees (Hu et al., §2.2) and κ of the graph interactions Z (§2.3).
 
 Every layer works on dense tensors: each of a sample's trees has a fixed
-fan-out per hop (`beam_pipelines.sample_layout`), so the neighbours of the
-nodes at hop h are the [..., f_{h+1}] slots below them, with a mask where a
-node has fewer neighbours. Only the nodes whose outputs reach the roots are
-updated: layer l updates hops 0..L-1-l.
+fan-out per hop (`contracts.layout`), so the neighbours of the nodes at hop h
+are the [..., f_{h+1}] slots below them, with a mask where a node has fewer
+neighbours. Only the nodes whose outputs reach the roots are updated: layer l
+updates hops 0..L-1-l.
 
 Choices where the paper leaves room, each in one line:
   * attention: GAT form, e = LeakyReLU(a_1ᵀh_v + a_2ᵀh_j), softmax over the

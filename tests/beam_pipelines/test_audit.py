@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from beam_pipelines import audit, run
 from beam_pipelines.pair_sampler import PairSampler
 from beam_pipelines.records import Interaction
-from beam_pipelines.sample_layout import II, IU, TREES, UI, UU, SampleLayout
+from contracts.layout import II, IU, TREES, UI, UU, SampleLayout
 from synthetic import generator
 
 

@@ -11,7 +11,7 @@ from beam_pipelines.config import PreprocessConfig
 from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs
 from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
 from beam_pipelines.records import Interaction
-from beam_pipelines.sample_layout import SampleLayout
+from contracts.layout import SampleLayout
 from tests.beam_pipelines.sample_reader import pair_edges, parse
 
 TASKS = ("click", "conversion")

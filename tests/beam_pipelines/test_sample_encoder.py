@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
 from beam_pipelines.sample_encoder import SampleEncoder, graph_schema_text
-from beam_pipelines.sample_layout import EDGE_SET_ENDPOINTS, WEIGHTED_EDGE_SETS, SampleLayout
+from contracts.layout import EDGE_SET_ENDPOINTS, WEIGHTED_EDGE_SETS, SampleLayout
 
 TASKS = ("click", "conversion")
 

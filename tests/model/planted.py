@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from beam_pipelines.sample_encoder import SampleEncoder, graph_schema_text
-from beam_pipelines.sample_layout import TREES, SampleLayout
+from contracts.layout import TREES, SampleLayout
 
 TASKS = ("click", "conversion")
 ANCHORS = 6

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from beam_pipelines.sample_encoder import SampleEncoder, graph_schema_text
-from beam_pipelines.sample_layout import SampleLayout
+from contracts.layout import SampleLayout
 from model.input_pipeline import DataError, make_dataset
 
 TASKS = ("click", "conversion")
@@ -41,7 +41,7 @@ def data_dir(tmp_path_factory):
 
 
 def test_dense_batches_hold_the_layout_and_labels_apart(data_dir):
-    batches = list(make_dataset(data_dir, "train", 16, shuffle=False))
+    batches = list(make_dataset(data_dir, "train", 16, shuffle=False, deterministic=True))
     assert [len(b[1]["click"]) for b in batches] == [16, 16, 8]
     inputs, labels = batches[0]
     users = LAYOUT.node_set_sizes["user"]

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from beam_pipelines.sample_layout import ITEM, USER
+from contracts.layout import ITEM, USER
 from model import trained
 from model.entities import load_entities
 from model.evaluation import predict_split

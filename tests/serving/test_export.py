@@ -1,7 +1,9 @@
 """`serving.export` on a real chain: files, signatures, parity, fallback, plain-TF loading."""
 
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,12 +13,15 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from beam_pipelines.sample_layout import ID_FEATURE, ITEM, USER
+from contracts.example_keys import id_key
+from contracts.layout import ITEM, USER
+from contracts.signatures import WARMUP_FILE
 from model import trained
 from model.entities import load_entities
 from model.evaluation import predict_split, split_metrics
+from model.input_pipeline import DataSpec
 from serving import export as export_lib
-from serving.representations import read_representations
+from serving.representations import compute_representations, read_representations
 
 
 def _test_records(data_dir):
@@ -26,11 +31,11 @@ def _test_records(data_dir):
 
 def _root_ids(records):
     spec = {
-        f"nodes/{s}.{ID_FEATURE}": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+        id_key(s): tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
         for s in (USER, ITEM)
     }
     parsed = tf.io.parse_example(tf.constant(records), spec)
-    return parsed[f"nodes/{USER}.{ID_FEATURE}"][:, 0], parsed[f"nodes/{ITEM}.{ID_FEATURE}"][:, 0]
+    return parsed[id_key(USER)][:, 0], parsed[id_key(ITEM)][:, 0]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,7 @@ def test_export_writes_a_tf_serving_layout(exported):
     ).stdout
     assert "signature_def['serving_default']" in shown
     assert "signature_def['score_examples']" in shown
-    warmup = os.path.join(exported, export_lib.WARMUP_FILE)
+    warmup = os.path.join(exported, WARMUP_FILE)
     requests = [
         prediction_log_pb2.PredictionLog.FromString(r).predict_log.request
         for r in tf.data.TFRecordDataset(warmup).as_numpy_iterator()
@@ -148,7 +153,9 @@ def test_loads_in_plain_tensorflow_without_the_project(exported, loaded, tmp_pat
         roots = {name.split(".")[0] for name in sys.modules}
         print(json.dumps({
             "outputs": {k: v.numpy().tolist() for k, v in out.items()},
-            "imported": sorted(roots & {"tensorflow_gnn", "model", "serving", "beam_pipelines"}),
+            "imported": sorted(
+                roots & {"tensorflow_gnn", "model", "serving", "beam_pipelines", "contracts"}
+            ),
         }))
         """
     )
@@ -173,14 +180,33 @@ def test_loads_in_plain_tensorflow_without_the_project(exported, loaded, tmp_pat
 def test_join_sampler_gives_the_same_representations(trained_model, pipeline_output, tmp_path):
     model, entities = trained.load(trained_model)
     output = str(tmp_path / "join")
-    export_lib.compute_representations(
-        trained_model, pipeline_output, model.layout, 7, "join", None, output
-    )
+    compute_representations(trained_model, pipeline_output, model.layout, 7, "join", None, output)
     joined = read_representations(output, entities, dim=8)
     memory = read_representations(os.path.join(trained_model, "representations"), entities, 8)
     for node_set, tables in memory.items():
         for name, table in tables.items():
             np.testing.assert_allclose(joined[node_set][name], table, atol=1e-6)
+
+
+def test_the_sampler_seed_travels_in_model_json(trained_model, pipeline_output, tmp_path, caplog):
+    spec = DataSpec(pipeline_output)
+    description = json.load(open(os.path.join(trained_model, "model.json")))
+    assert description["sampler_seed"] == 7 == trained.sampler_seed(trained_model)
+    assert export_lib.sampler_seed(trained_model, spec) == 7
+    # A model directory from before model.json held the seed: the data's stats.json, said.
+    old = tmp_path / "old"
+    old.mkdir()
+    del description["sampler_seed"]
+    (old / "model.json").write_text(json.dumps(description))
+    with caplog.at_level(logging.WARNING, logger="serving.export"):
+        assert export_lib.sampler_seed(str(old), spec) == 7
+    assert "records no sampler_seed" in caplog.text
+    bare = tmp_path / "bare"  # and data without stats.json: a one-line error
+    bare.mkdir()
+    for name in ("graph_schema.pbtxt", "layout.json"):
+        shutil.copy(os.path.join(pipeline_output, name), bare / name)
+    with pytest.raises(export_lib.ExportError, match="no stats.json"):
+        export_lib.sampler_seed(str(old), DataSpec(str(bare)))
 
 
 def test_next_export_reuses_representations_and_versions_never_overwrite(
@@ -204,15 +230,13 @@ def test_next_export_reuses_representations_and_versions_never_overwrite(
 
 def test_saved_model_cli_run_answers_as_the_server_does(exported, tmp_path):
     """The check a TF Serving user makes: `saved_model_cli run` agrees with Predict over gRPC."""
-    import shutil
-
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     from serving.grpc_api import make_server
     from serving.versions import ModelManager
 
-    warmup = os.path.join(exported, export_lib.WARMUP_FILE)
+    warmup = os.path.join(exported, WARMUP_FILE)
     request = max(
         (
             prediction_log_pb2.PredictionLog.FromString(r).predict_log.request

@@ -24,8 +24,8 @@ source node is. With fan-outs [10, 5] the layout is
 
 The layout depends only on the fan-outs, so a model can read a batch of
 samples as dense [B, ...] tensors by slicing at the offsets given here, with no
-search through edge lists. This module is pure Python: the model imports it
-too.
+search through edge lists. The features' names and the tf.Example keys are in
+`contracts.example_keys`.
 """
 
 from __future__ import annotations
@@ -44,10 +44,6 @@ USER_USER = "user_user"
 ITEM_ITEM = "item_item"
 EDGE_SETS = (USER_ITEM, ITEM_USER, USER_USER, ITEM_ITEM)
 WEIGHTED_EDGE_SETS = (USER_USER, ITEM_ITEM)
-ID_FEATURE = "#id"
-MASK_FEATURE = "mask"
-WEIGHT_FEATURE = "weight"
-LABEL_PREFIX = "label_"
 
 # Adjacency names used by the sampler: which graph a hop expands over.
 UI = "ui"  # user -> items of G

@@ -2,7 +2,7 @@
 
 import pytest
 
-from beam_pipelines.sample_layout import EDGE_SET_ENDPOINTS, SampleLayout
+from contracts.layout import EDGE_SET_ENDPOINTS, SampleLayout
 
 
 def test_default_layout_matches_the_documented_offsets():
