@@ -173,7 +173,9 @@ def test_loss_terms_equal_a_hand_computation(data, switches):
             encoder = model.encoders[node_set]
             distinct = np.unique(batch[f"{node_set}_index"].numpy())
             rows += (encoder.id_embedding.numpy()[distinct] ** 2).sum()
-            values = encoder.feature_values.numpy()[distinct] + encoder._offsets.numpy()
+            sizes = encoder.get_config()["categorical_sizes"]
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            values = encoder.feature_values.numpy()[distinct] + offsets
             rows += (encoder.feature_embedding.numpy()[values] ** 2).sum()
         expected += switches["l2_lambda"] * (rows / 32 + dense)
     loss = model.compute_loss((batch, labels), training=True)
