@@ -28,12 +28,6 @@ def hash64(seed: int, *parts: str) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-def hash_bytes64(seed: int, data: bytes) -> int:
-    """Returns a 64-bit hash of the seed and a byte string (e.g. a serialized record)."""
-    digest = hashlib.blake2b(data, digest_size=8, key=str(seed).encode("utf-8")).digest()
-    return int.from_bytes(digest, "little")
-
-
 def uniform(seed: int, *parts: str) -> float:
     """Returns a number in [0, 1) that is uniform over seeds and parts."""
     return hash64(seed, *parts) / _TWO_64

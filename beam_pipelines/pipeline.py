@@ -31,6 +31,7 @@ from beam_pipelines.config import (
     stats_config,
 )
 from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphStats
+from beam_pipelines.mixing import MixOrder
 from beam_pipelines.negative_sampler import AddSampledNegatives
 from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
 from beam_pipelines.sample_writer import WriteSamples
@@ -257,10 +258,14 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         | "Adjacency" >> AdjacencyEdges()
         | "Rank" >> RankNeighbors(config.seed, max(config.fanouts) + 1)
     )
-    samples = split | "Sample" >> SamplePairs(neighbors, layout, tasks, config.sampler)
+    samples = (
+        split
+        | "MixOrder" >> MixOrder(config.seed)
+        | "Sample" >> SamplePairs(neighbors, layout, tasks, config.sampler)
+    )
     stat_parts.append(
         samples
-        | "WriteSamples" >> WriteSamples(config.output, config.seed)
+        | "WriteSamples" >> WriteSamples(config.output)
         | "SampleStats" >> beam.MapTuple(lambda split, n: ("samples", {split: n}))
     )
     stat_parts.append(samples | "Audit" >> audit.AuditSamples(layout, tasks[0], graphs.edges))
