@@ -10,9 +10,12 @@ training file were purchases and the last 50% negatives, and every model
 trained on it learned poorly, the graph models worst.
 
 `MixOrder` cuts the pairs into buckets of about `pairs_per_bucket` by a seeded
-hash of (split, user, item) and emits each bucket in hash order, so any
-stretch of the pairs, and of the files written from them, is a uniform sample
-of its split. It mixes the small (split, row) pairs, not the encoded samples:
+hash of (split, user, item) and emits each bucket in hash order (the buckets
+themselves come in whatever order the runner hands them on), so any stretch
+of the pairs is a uniform sample of its split. The memory sampler (the
+default) keeps that order, and so do the files; the join sampler regroups the
+pairs by user and then by item, so its files come grouped by item and are
+not mixed. It mixes the small (split, row) pairs, not the encoded samples:
 on the FnApiRunner a GroupByKey holds its input in memory, and the samples
 are about 30 times larger.
 """
@@ -30,7 +33,8 @@ class MixOrder(beam.PTransform):
     """(split, Interaction) pairs -> the same pairs, in a seeded random order.
 
     Args:
-      seed: The job's seed; the order is a pure function of it and the pairs.
+      seed: The job's seed; each bucket's members and their order follow from
+        it and the pairs.
       pairs_per_bucket: About how many pairs a bucket holds; one worker holds a
         bucket in memory at a time.
 
