@@ -1,4 +1,4 @@
-"""Puts the labelled pairs in a seeded random order before they are sampled.
+"""Puts the labelled pairs, or their samples, in a seeded random order.
 
 The samplers emit samples in the order their pairs arrive, and the writer
 keeps it. Inputs often come in label order: `--format behaviors` reads a
@@ -12,12 +12,15 @@ trained on it learned poorly, the graph models worst.
 `MixOrder` cuts the pairs into buckets of about `pairs_per_bucket` by a seeded
 hash of (split, user, item) and emits each bucket in hash order (the buckets
 themselves come in whatever order the runner hands them on), so any stretch
-of the pairs is a uniform sample of its split. The memory sampler (the
-default) keeps that order, and so do the files; the join sampler regroups the
-pairs by user and then by item, so its files come grouped by item and are
-not mixed. It mixes the small (split, row) pairs, not the encoded samples:
-on the FnApiRunner a GroupByKey holds its input in memory, and the samples
-are about 30 times larger.
+of the pairs is a uniform sample of its split. `SamplePairs` applies it where
+its strategy keeps the order (`beam_pipelines.pair_sampler`): the memory
+sampler (the default) mixes the small (split, row) pairs before sampling, and
+keeps their order; the join sampler regroups the pairs by user and then by
+item in its joins, so it mixes the encoded samples after the last join, with
+the same key. On the FnApiRunner a GroupByKey holds its input in memory, and
+the samples are about 30 times larger than the pairs, so the join sampler's
+mix costs memory there (docs/scaling.md); on Dataflow, Flink or Spark it is an
+ordinary shuffle.
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ PAIRS_PER_BUCKET = 10_000
 
 
 class MixOrder(beam.PTransform):
-    """(split, Interaction) pairs -> the same pairs, in a seeded random order.
+    """(split, Interaction, ...) tuples -> the same tuples, in a seeded random order.
+
+    A tuple's bucket and rank are a hash of its (split, user, item), so a pair
+    and its sample get the same place.
 
     Args:
       seed: The job's seed; each bucket's members and their order follow from
         it and the pairs.
-      pairs_per_bucket: About how many pairs a bucket holds; one worker holds a
-        bucket in memory at a time.
+      pairs_per_bucket: About how many tuples a bucket holds; one worker
+        holds a bucket in memory at a time.
 
     Raises:
       ValueError: If pairs_per_bucket < 1.
@@ -54,7 +60,7 @@ class MixOrder(beam.PTransform):
         count = pairs | "Count" >> beam.combiners.Count.Globally()
 
         def keyed(pair, n):
-            split, row = pair
+            split, row = pair[0], pair[1]
             key = hash64(seed, "order", split, row.user_id, row.item_id)
             return key % -(-n // per_bucket), (key, pair)
 

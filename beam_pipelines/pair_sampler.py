@@ -30,6 +30,10 @@ Two strategies, one flag (`--sampler`):
   * ``join``: each node's L-hop neighbourhood is assembled with CoGroupByKey
     joins, hop by hop, and the pairs are joined with their user's and their
     item's neighbourhoods; no worker ever holds the whole graph (Dataflow).
+
+With a `mix_seed`, `SamplePairs` emits the samples in a seeded random order
+(:mod:`beam_pipelines.mixing`): the memory strategy mixes the pairs before
+sampling, the join strategy the samples after its last join.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from beam_pipelines.hashing import hash64
+from beam_pipelines.mixing import MixOrder
 from beam_pipelines.progress import Progress
 from beam_pipelines.records import Interaction
 from beam_pipelines.sample_encoder import EncodedSegment, SampleEncoder
@@ -270,19 +275,27 @@ class _Strategy(beam.PTransform):
     Args:
       sampler: The PairSampler.
       neighbors: PCollection of ((adjacency, node), Neighbors) from RankNeighbors.
+      mix_seed: If not None, the samples come out in this seed's random order
+        (`beam_pipelines.mixing.MixOrder`); else in the runner's order.
     """
 
-    def __init__(self, sampler: PairSampler, neighbors):
+    def __init__(self, sampler: PairSampler, neighbors, mix_seed: int | None = None):
         super().__init__()
         self.sampler = sampler
         self.neighbors = neighbors
+        self.mix_seed = mix_seed
 
 
 class SamplePairsInMemory(_Strategy):
-    """The in-memory strategy: ranked neighbour lists as one side input."""
+    """The in-memory strategy: ranked neighbour lists as one side input.
+
+    It samples the pairs in the order they arrive, so it mixes the pairs.
+    """
 
     def expand(self, pairs):
         table = self.neighbors | "ToDict" >> beam.combiners.ToDict()
+        if self.mix_seed is not None:
+            pairs = pairs | "MixOrder" >> MixOrder(self.mix_seed)
         return (
             pairs
             | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=2048)
@@ -351,7 +364,11 @@ def _merge_closure(kv, adjacency):
 
 
 class _SampleRootTrees(beam.DoFn):
-    """Joins pairs with their root's neighbourhoods and samples that root's trees."""
+    """Joins pairs with their root's neighbourhoods and samples that root's trees.
+
+    Yields (item, (split, pair, parts)) for the item join, or, when `final`,
+    (split, pair, serialized sample).
+    """
 
     def __init__(self, sampler: PairSampler, trees: tuple, final: bool):
         self.sampler = sampler
@@ -367,25 +384,29 @@ class _SampleRootTrees(beam.DoFn):
         for tree in self.trees:
             for closure in grouped[tree.name]:
                 lookup_table.update(closure)
-        samples = []
+        n = 0
         for split, pair, parts in grouped["pairs"]:
             parts = dict(parts)
             parts.update(
                 self.sampler.parts(self.trees, pair.user_id, pair.item_id, lookup_table.get)
             )
             if self.final:
-                samples.append((split, self.sampler.encode(pair, parts)))
+                n += 1
+                yield split, pair, self.sampler.encode(pair, parts)
             else:
                 yield pair.item_id, (split, pair, parts)
         # Pairs arrive grouped by this root: its trees are not needed again.
         self.sampler.clear_cache()
-        if samples:
-            self.progress.step(len(samples))
-            yield from _by_split(samples)
+        if n:
+            self.progress.step(n)
 
 
 class SamplePairsByJoin(_Strategy):
-    """The join strategy: neighbourhoods joined to pairs, no whole-graph state."""
+    """The join strategy: neighbourhoods joined to pairs, no whole-graph state.
+
+    Its joins regroup the pairs by user, then by item, so it mixes the samples
+    after the last join.
+    """
 
     def expand(self, pairs):
         num_hops = self.sampler.layout.num_hops
@@ -408,11 +429,18 @@ class SamplePairsByJoin(_Strategy):
             | "SampleUserTrees"
             >> beam.ParDo(_SampleRootTrees(self.sampler, _USER_TREES, final=False))
         )
-        return (
+        samples = (
             {"pairs": user_side, **{t.name: closures[t.name] for t in _ITEM_TREES}}
             | "JoinItem" >> beam.CoGroupByKey()
             | "SampleItemTrees"
             >> beam.ParDo(_SampleRootTrees(self.sampler, _ITEM_TREES, final=True))
+        )
+        if self.mix_seed is not None:
+            samples = samples | "MixOrder" >> MixOrder(self.mix_seed)
+        return (
+            samples
+            | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=2048)
+            | "BySplit" >> beam.FlatMap(lambda batch: _by_split((s, r) for s, _, r in batch))
         )
 
 
@@ -426,20 +454,33 @@ class SamplePairs(beam.PTransform):
       layout: The sample layout.
       tasks: Task names.
       strategy: "memory" or "join".
+      mix_seed: If not None, the samples of a split come out in this seed's
+        random order, the same with either strategy within each bucket of
+        `beam_pipelines.mixing`; None keeps the runner's order (for jobs
+        whose output order does not matter).
 
     Raises:
       ValueError: For an unknown strategy.
     """
 
-    def __init__(self, neighbors, layout: SampleLayout, tasks: Sequence[str], strategy: str):
+    def __init__(
+        self,
+        neighbors,
+        layout: SampleLayout,
+        tasks: Sequence[str],
+        strategy: str,
+        mix_seed: int | None = None,
+    ):
         super().__init__()
         if strategy not in SAMPLERS:
             raise ValueError(f"unknown sampler {strategy!r}; choose one of {SAMPLERS}")
         self.neighbors = neighbors
         self.sampler = PairSampler(layout, tasks)
         self.strategy = strategy
+        self.mix_seed = mix_seed
 
     def expand(self, pairs):
         if self.strategy == MEMORY:
-            return pairs | "InMemory" >> SamplePairsInMemory(self.sampler, self.neighbors)
-        return pairs | "ByJoin" >> SamplePairsByJoin(self.sampler, self.neighbors)
+            strategy = SamplePairsInMemory(self.sampler, self.neighbors, self.mix_seed)
+            return pairs | "InMemory" >> strategy
+        return pairs | "ByJoin" >> SamplePairsByJoin(self.sampler, self.neighbors, self.mix_seed)

@@ -31,7 +31,6 @@ from beam_pipelines.config import (
     stats_config,
 )
 from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs, GraphStats
-from beam_pipelines.mixing import MixOrder
 from beam_pipelines.negative_sampler import AddSampledNegatives
 from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
 from beam_pipelines.sample_writer import WriteSamples
@@ -258,10 +257,8 @@ def build(pipeline: beam.Pipeline, input_config: InputConfig, config: Preprocess
         | "Adjacency" >> AdjacencyEdges()
         | "Rank" >> RankNeighbors(config.seed, max(config.fanouts) + 1)
     )
-    samples = (
-        split
-        | "MixOrder" >> MixOrder(config.seed)
-        | "Sample" >> SamplePairs(neighbors, layout, tasks, config.sampler)
+    samples = split | "Sample" >> SamplePairs(
+        neighbors, layout, tasks, config.sampler, mix_seed=config.seed
     )
     stat_parts.append(
         samples

@@ -5,8 +5,8 @@ record: on the local runners Beam's per-element cost (partitioning, the sink's
 write call, counting) was a large share of the sampling stage, and a batch pays
 it once. The files are ordinary TFRecord files, as `beam.io.WriteToTFRecord`
 writes them (Beam's own record framing is used). Records are written in the
-order the samplers emit them, which is the order of their pairs: the pipeline
-mixes the pairs first (`beam_pipelines.mixing`).
+order the samplers emit them, which the pipeline asks to be a seeded random
+order (`SamplePairs(mix_seed=...)`, `beam_pipelines.mixing`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines.config import PreprocessConfig
 from beam_pipelines.graphs import AdjacencyEdges, BuildGraphs
-from beam_pipelines.pair_sampler import RankNeighbors, SamplePairs
+from beam_pipelines.pair_sampler import SAMPLERS, RankNeighbors, SamplePairs
 from beam_pipelines.records import Interaction
 from contracts.layout import SampleLayout
 from tests.beam_pipelines.sample_reader import pair_edges, parse
@@ -34,7 +34,7 @@ GOLDEN = [
 ]
 
 
-def _sample(pipeline, pairs, fanouts, strategy, seed=0):
+def _sample(pipeline, pairs, fanouts, strategy, seed=0, mix_seed=None):
     split = pipeline | "Pairs" >> beam.Create(pairs)
     rows = {
         "train": split | beam.Filter(lambda kv: kv[0] == "train") | "TrainRows" >> beam.Values(),
@@ -46,7 +46,7 @@ def _sample(pipeline, pairs, fanouts, strategy, seed=0):
         PreprocessConfig(output="unused", sim_top_k=5, max_pivot_degree=50, seed=seed)
     )
     neighbors = graphs | AdjacencyEdges() | RankNeighbors(seed, max(fanouts) + 1)
-    batches = split | SamplePairs(neighbors, SampleLayout(fanouts), TASKS, strategy)
+    batches = split | SamplePairs(neighbors, SampleLayout(fanouts), TASKS, strategy, mix_seed)
     return batches | "Unbatch" >> beam.FlatMapTuple(lambda s, records: [(s, r) for r in records])
 
 
@@ -176,3 +176,41 @@ def test_strategies_agree_seed_reproduces_and_no_own_edge(tmp_path):
     for _, serialized in memory:
         seen_edges |= pair_edges(parse(serialized))
     assert seen_edges and not seen_edges & held_out
+
+
+def _train_order(pairs, strategy, mix_seed, directory):
+    """The (user, item, click) of the training samples, in the order they were written."""
+    prefix = str(directory / f"order-{strategy}")
+    with TestPipeline(runner="FnApiRunner") as p:
+        samples = _sample(p, pairs, [2, 1], strategy, seed=1, mix_seed=mix_seed)
+        _ = (
+            samples
+            | beam.Filter(lambda kv: kv[0] == "train")
+            | beam.Values()
+            | beam.io.WriteToTFRecord(prefix, num_shards=1, shard_name_template="")
+        )
+    import tensorflow as tf
+
+    order = []
+    for r in tf.data.TFRecordDataset(prefix):
+        sample = parse(r.numpy())
+        root = (sample["nodes/user.#id"][0], sample["nodes/item.#id"][0])
+        order.append((*root, sample["context/label_click"][0]))
+    return order
+
+
+def test_with_a_mix_seed_both_strategies_write_one_mixed_order(tmp_path):
+    from scipy import stats
+
+    # Clicks first, as a job reading one behaviour file after another sees them.
+    pairs = sorted(_random_pairs(), key=lambda sp: -sp[1].labels[0])
+    orders = {s: _train_order(pairs, s, 3, tmp_path) for s in SAMPLERS}
+    train = [(r.user_id, r.item_id, r.labels[0]) for s, r in pairs if s == "train"]
+    # The join strategy regroups by item; its mix restores the memory strategy's
+    # order (one bucket here, so one order).
+    assert orders["memory"] == orders["join"]
+    assert sorted(orders["join"]) == sorted(train)
+    clicks = [c for _, _, c in orders["join"]]
+    half = len(clicks) // 2
+    table = [[sum(c), len(c) - sum(c)] for c in (clicks[:half], clicks[half:])]
+    assert stats.fisher_exact(table).pvalue > 0.01  # unmixed, the first half is all clicks
