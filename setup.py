@@ -17,7 +17,6 @@ INSTALL_REQUIRES = [
     "grpcio-health-checking==1.75.1",
     "grpcio-reflection==1.75.1",
     "prometheus-client==0.26.0",
-    "ml-collections==1.1.0",
     "numpy>=1.26,<3",
     "pyarrow>=14",
     "scikit-learn>=1.4",

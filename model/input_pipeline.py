@@ -283,7 +283,7 @@ def make_dataset(
     tasks=None,
     mode: str = DENSE,
     shuffle: bool = True,
-    deterministic: bool = False,
+    deterministic: bool | None = None,
     seed: int = 0,
     repeat: bool = False,
     shuffle_buffer: int = 10_000,
@@ -300,6 +300,8 @@ def make_dataset(
       mode: "dense" (fast path) or "graph" (GraphTensor); see the module doc.
       shuffle: Whether to shuffle files and examples.
       deterministic: Same order on every run (seeded shuffles, ordered reads).
+        None (the default) means `not shuffle`: unshuffled reads come in file
+        order, shuffled ones as the parallel reads finish.
       seed: Seed of the shuffles.
       repeat: Whether to repeat forever.
       shuffle_buffer: Examples in the shuffle buffer.
@@ -322,6 +324,8 @@ def make_dataset(
     spec = DataSpec.of(spec)
     tasks = spec.check_tasks(spec.tasks if tasks is None else tasks)
     files = spec.files(split)
+    if deterministic is None:
+        deterministic = not shuffle
     options = tf.data.Options()
     options.deterministic = deterministic
     data = tf.data.Dataset.from_tensor_slices(files)
